@@ -1,0 +1,2 @@
+//! Provider adapters and simulators.
+#![warn(missing_docs)]

@@ -1,0 +1,2 @@
+//! Handover engine.
+#![warn(missing_docs)]

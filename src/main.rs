@@ -1,0 +1,2 @@
+//! The `handover` command line.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Telecom journeys.
+#![warn(missing_docs)]
