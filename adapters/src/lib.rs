@@ -1,2 +1,11 @@
 //! Provider adapters and simulators.
 #![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod redact;
+pub mod token;
+
+pub use config::{ConfigError, HttpSettings, MobitelConfig, ProvidersConfig};
+pub use error::{ErrorClass, Operation, Provider, ProviderError};
