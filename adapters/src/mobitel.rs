@@ -163,7 +163,11 @@ pub(crate) fn parse_amount_cents(text: &str) -> Option<u64> {
         None => (text, ""),
     };
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || whole.len() > 9 || !digits(whole) || fraction.len() > 2 || !digits(fraction)
+    if whole.is_empty()
+        || whole.len() > 9
+        || !digits(whole)
+        || fraction.len() > 2
+        || !digits(fraction)
     {
         return None;
     }
@@ -250,7 +254,10 @@ impl ChargeReference {
         if ok {
             Ok(Self(reference))
         } else {
-            Err(local_rejection(CONFIRM, "the reference is not a valid Mobitel reference"))
+            Err(local_rejection(
+                CONFIRM,
+                "the reference is not a valid Mobitel reference",
+            ))
         }
     }
 
@@ -362,12 +369,10 @@ pub mod wire {
     }
 
     fn string_or_number_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-        Ok(
-            Option::<StringOrNumber>::deserialize(d)?.map(|v| match v {
-                StringOrNumber::String(s) => s,
-                StringOrNumber::Number(n) => n.to_string(),
-            }),
-        )
+        Ok(Option::<StringOrNumber>::deserialize(d)?.map(|v| match v {
+            StringOrNumber::String(s) => s,
+            StringOrNumber::Number(n) => n.to_string(),
+        }))
     }
 }
 
@@ -419,11 +424,13 @@ impl MobitelClient {
             amount: request.amount.to_wire(),
             receiver: request.receiver.as_str().to_owned(),
         };
-        let answer = self.call(CHARGE_REQUEST, CHARGE_REQUEST_PATH, &body).await?;
+        let answer = self
+            .call(CHARGE_REQUEST, CHARGE_REQUEST_PATH, &body)
+            .await?;
         let parsed: wire::CaasResponse = answer.json()?;
         let message = sanitize_message(parsed.message.as_deref().unwrap_or_default());
         if parsed.status != status::SUCCESS {
-            return Err(refused(CHARGE_REQUEST, parsed.status, message));
+            return Err(refused(CHARGE_REQUEST, &parsed.status, message));
         }
         let reference = parsed
             .reference
@@ -469,7 +476,7 @@ impl MobitelClient {
             status::PENDING => Ok(ConfirmOutcome::Pending { message }),
             status::DECLINED => Ok(ConfirmOutcome::Declined { message }),
             status::EXPIRED => Ok(ConfirmOutcome::Expired { message }),
-            _ => Err(refused(CONFIRM, parsed.status, message)),
+            _ => Err(refused(CONFIRM, &parsed.status, message)),
         }
     }
 
@@ -489,11 +496,11 @@ impl MobitelClient {
     }
 }
 
-fn refused(operation: Operation, code: String, message: String) -> ProviderError {
+fn refused(operation: Operation, code: &str, message: String) -> ProviderError {
     ProviderError::Refused {
         provider: Provider::Mobitel,
         operation,
-        code: Some(sanitize_message(&code)),
+        code: Some(sanitize_message(code)),
         message: if message.is_empty() {
             "refused without a message".to_owned()
         } else {
@@ -529,7 +536,11 @@ mod tests {
     #[test]
     fn receivers_are_normalised_and_masked() {
         for form in ["0712755777", "+94712755777", "94712755777", "071 275 5777"] {
-            assert_eq!(Receiver::parse(form).unwrap().as_str(), "0712755777", "{form}");
+            assert_eq!(
+                Receiver::parse(form).unwrap().as_str(),
+                "0712755777",
+                "{form}"
+            );
         }
         for bad in ["712755777", "0812755777", "07127557770", "07x2755777"] {
             assert!(Receiver::parse(bad).is_err(), "{bad}");

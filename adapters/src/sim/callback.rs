@@ -338,7 +338,13 @@ impl CallbackSender {
         }
         let Ok(permit) = self.shared.in_flight.clone().try_acquire_owned() else {
             tracing::warn!(name = %callback.name, n, "callback sender saturated: callback dropped");
-            self.record(n, &callback, 0, 0, Err("dropped: sender saturated".to_owned()));
+            self.record(
+                n,
+                &callback,
+                0,
+                0,
+                Err("dropped: sender saturated".to_owned()),
+            );
             return;
         };
         let sender = self.clone();
@@ -349,7 +355,10 @@ impl CallbackSender {
                 // Only one slot: a callback already held goes out now, still after its
                 // successor was emitted.
                 if let Some((m, earlier)) = previous {
-                    sender.clone().deliver_all(m, earlier, Delivery::normal()).await;
+                    sender
+                        .clone()
+                        .deliver_all(m, earlier, Delivery::normal())
+                        .await;
                 }
                 tokio::time::sleep(sender.shared.settings.reorder_hold).await;
                 let expired = {
@@ -481,9 +490,11 @@ mod tests {
             )
             .route(
                 "/get-hook",
-                get(|State(r): State<Received>, RawQuery(q): RawQuery| async move {
-                    lock(&r.0).push(q.unwrap_or_default());
-                }),
+                get(
+                    |State(r): State<Received>, RawQuery(q): RawQuery| async move {
+                        lock(&r.0).push(q.unwrap_or_default());
+                    },
+                ),
             )
             .with_state(received.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -513,7 +524,8 @@ mod tests {
             DeliveryPlan::new(0)
                 .script(1, Delivery::normal().duplicated(2))
                 .script(2, Delivery::normal().before_answer()),
-        ).unwrap();
+        )
+        .unwrap();
         sender.emit(cb(&base, "a")).await;
         sender.emit(cb(&base, "b")).await;
         // "b" was delivered before `emit` returned, ahead of "a"'s copies.
@@ -530,7 +542,8 @@ mod tests {
         let sender = CallbackSender::new(
             CallbackSettings::fast(),
             DeliveryPlan::new(0).script(1, Delivery::normal().reordered()),
-        ).unwrap();
+        )
+        .unwrap();
         sender.emit(cb(&base, "first")).await;
         sender.emit(cb(&base, "second")).await;
         wait_for(&received, 2).await;
@@ -545,7 +558,8 @@ mod tests {
         let sender = CallbackSender::new(
             settings,
             DeliveryPlan::new(0).script(1, Delivery::normal().reordered()),
-        ).unwrap();
+        )
+        .unwrap();
         sender.emit(cb(&base, "alone")).await;
         wait_for(&received, 1).await;
         assert_eq!(received.keys(), ["alone"]);
@@ -579,7 +593,8 @@ mod tests {
             DeliveryPlan::new(0)
                 .script(1, Delivery::normal().lost())
                 .script(2, Delivery::normal().delayed(Duration::from_millis(60))),
-        ).unwrap();
+        )
+        .unwrap();
         sender.emit(cb(&base, "lost")).await;
         sender.emit(cb(&base, "late")).await;
         tokio::time::sleep(Duration::from_millis(30)).await;

@@ -50,8 +50,8 @@ pub enum Fault {
         /// Seconds for the `Retry-After` header.
         retry_after_secs: Option<u64>,
     },
-    /// 504. With `after_effect` the request is processed first (its effect is applied) and
-    /// the gateway then gives up on it; without, nothing happens.
+    /// Answers 504. With `after_effect` the request is processed first (its effect is
+    /// applied) and the gateway then gives up on it; without, nothing happens.
     GatewayTimeout {
         /// Whether the effect is applied before answering 504.
         after_effect: bool,
@@ -484,7 +484,10 @@ mod tests {
         let a = run(42);
         assert_eq!(a, run(42), "same seed, same faults");
         assert_ne!(a, run(43), "another seed, other faults");
-        let errors = a.iter().filter(|f| **f == Some(Fault::InternalError)).count();
+        let errors = a
+            .iter()
+            .filter(|f| **f == Some(Fault::InternalError))
+            .count();
         let limited = a
             .iter()
             .filter(|f| matches!(f, Some(Fault::RateLimited { .. })))

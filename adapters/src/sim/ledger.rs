@@ -67,7 +67,11 @@ pub struct Effect {
 impl fmt::Display for Effect {
     // For demo output: masks the subject.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{} {} {:?} {}", self.seq, self.provider, self.kind, self.key)?;
+        write!(
+            f,
+            "#{} {} {:?} {}",
+            self.seq, self.provider, self.kind, self.key
+        )?;
         if let Some(subject) = &self.subject {
             write!(f, " for {}", mask_msisdn(subject))?;
         }

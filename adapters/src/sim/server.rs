@@ -179,7 +179,8 @@ async fn record(State(log): State<RequestLog>, request: Request, next: Next) -> 
         body: bytes.clone(),
         at: SystemTime::now(),
     });
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// Lets a handler drop its own connection without answering. Extract it with
@@ -315,5 +316,7 @@ impl AsyncWrite for SimStream {
 /// Locks a simulator mutex. Simulator state stays consistent across a panicking holder
 /// (updates are single steps), so poisoning is ignored rather than cascading.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -338,7 +338,10 @@ mod tests {
         book.answer(&r, false, t0 + secs(5), &rules).unwrap();
         assert_eq!(book.request(R, "5", t0 + secs(100), &rules), Err(secs(20)));
         // Another receiver is not affected.
-        assert!(book.request("0771234567", "5", t0 + secs(100), &rules).is_ok());
+        assert!(
+            book.request("0771234567", "5", t0 + secs(100), &rules)
+                .is_ok()
+        );
         assert!(book.request(R, "5", t0 + secs(120), &rules).is_ok());
     }
 
@@ -348,7 +351,10 @@ mod tests {
         let mut book = ConsentBook::new(1);
         let t0 = Instant::now();
         let r = book.request(R, "5", t0, &rules).unwrap();
-        assert!(matches!(book.confirm(&r, t0, &rules), Confirmed::Charged { .. }));
+        assert!(matches!(
+            book.confirm(&r, t0, &rules),
+            Confirmed::Charged { .. }
+        ));
         assert!(book.request(R, "7", t0 + secs(1), &rules).is_ok());
     }
 
@@ -360,7 +366,10 @@ mod tests {
         let r = book.request(R, "5", t0, &approve_polls).unwrap();
         assert_eq!(book.confirm(&r, t0, &approve_polls), Confirmed::Pending);
         assert_eq!(book.confirm(&r, t0, &approve_polls), Confirmed::Pending);
-        assert!(matches!(book.confirm(&r, t0, &approve_polls), Confirmed::Charged { .. }));
+        assert!(matches!(
+            book.confirm(&r, t0, &approve_polls),
+            Confirmed::Charged { .. }
+        ));
 
         let decline_polls = rules(ConsentPolicy::DeclineAfterPolls(1));
         let mut book = ConsentBook::new(1);
@@ -371,7 +380,10 @@ mod tests {
         let approve_after = rules(ConsentPolicy::ApproveAfter(secs(10)));
         let mut book = ConsentBook::new(1);
         let r = book.request(R, "5", t0, &approve_after).unwrap();
-        assert_eq!(book.confirm(&r, t0 + secs(9), &approve_after), Confirmed::Pending);
+        assert_eq!(
+            book.confirm(&r, t0 + secs(9), &approve_after),
+            Confirmed::Pending
+        );
         assert!(matches!(
             book.confirm(&r, t0 + secs(10), &approve_after),
             Confirmed::Charged { .. }
@@ -381,7 +393,10 @@ mod tests {
         let too_late = rules(ConsentPolicy::ApproveAfter(secs(61)));
         let mut book = ConsentBook::new(1);
         let r = book.request(R, "5", t0, &too_late).unwrap();
-        assert_eq!(book.confirm(&r, t0 + secs(70), &too_late), Confirmed::Expired);
+        assert_eq!(
+            book.confirm(&r, t0 + secs(70), &too_late),
+            Confirmed::Expired
+        );
     }
 
     #[test]

@@ -1,0 +1,92 @@
+//! Simulators of the providers, for tests and the demo.
+//!
+//! Each simulator is an axum server on its own loopback port (`127.0.0.1:0` unless a port
+//! is given) with in-memory state, speaking its provider's wire format as documented in the
+//! provider's client module. They share this framework:
+//!
+//! - [`Ledger`]: the effects a provider applied (charges, orders, activations...), keyed by
+//!   the caller's ids, so a test asserts "charged exactly once".
+//! - [`FaultPlan`] / [`FaultControl`] and [`Fault`]: deterministic, scriptable misbehaviour
+//!   per endpoint and per call, applied before or after the effect as a real failure would.
+//! - [`CallbackSender`]: callbacks with duplicated, delayed, reordered, early or lost
+//!   delivery.
+//! - [`RequestLog`]: every request as received, for wire-format assertions.
+//! - A handle per simulator ([`MobitelSim`]) exposing the base URL, ledger, fault control,
+//!   behaviour knobs and the "world" actions that play the human side (approve a USSD
+//!   pop-up...).
+//!
+//! [`Simulators`] starts all of them at once for `handover sim` and the demo.
+
+pub mod callback;
+pub mod fault;
+pub mod ledger;
+pub mod mobitel;
+mod server;
+
+use std::io;
+
+use url::Url;
+
+pub use self::callback::{
+    Callback, CallbackSender, CallbackSettings, Delivery, DeliveryPlan, SentCallback,
+};
+pub use self::fault::{
+    Endpoints, Fault, FaultControl, FaultPlan, FaultPlanError, FaultWire, InjectedFault,
+    answer_fault,
+};
+pub use self::ledger::{Duplicate, Effect, EffectKind, Ledger};
+pub use self::mobitel::{MobitelBehaviour, MobitelSim, MobitelSimConfig};
+pub use self::server::{
+    ConnHandle, MAX_REQUEST_BYTES, RecordedRequest, RequestLog, SimListener, SimStream,
+};
+use crate::config::ProvidersConfig;
+use crate::error::Provider;
+
+/// How to start [`Simulators`]: one section per simulator.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct SimulatorsConfig {
+    /// The Mobitel simulator.
+    pub mobitel: MobitelSimConfig,
+    // Colleagues: `reach`, `alqimah`, `mobily`, `service_ops` sections go here.
+}
+
+impl SimulatorsConfig {
+    /// Every simulator with the [`FaultPlan::chaos`] mix, seeded from `seed`.
+    pub fn chaos(seed: u64, slow_ms: u64) -> Self {
+        let mut config = Self::default();
+        config.mobitel.faults = FaultPlan::chaos(seed, slow_ms);
+        config.mobitel.seed = seed;
+        config
+    }
+}
+
+/// All available simulators, running. Stop when dropped.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Simulators {
+    /// Mobitel Charging as a Service.
+    pub mobitel: MobitelSim,
+}
+
+impl Simulators {
+    /// Starts every simulator.
+    pub async fn start(config: SimulatorsConfig) -> io::Result<Self> {
+        Ok(Self {
+            mobitel: MobitelSim::start(config.mobitel).await?,
+        })
+    }
+
+    /// Each simulator's provider and base URL.
+    pub fn urls(&self) -> Vec<(Provider, Url)> {
+        vec![(Provider::Mobitel, self.mobitel.base_url().clone())]
+    }
+
+    /// Client configuration pointing every provider at its simulator, with the credentials
+    /// the simulators accept.
+    pub fn providers_config(&self) -> ProvidersConfig {
+        ProvidersConfig {
+            mobitel: Some(self.mobitel.client_config()),
+        }
+    }
+}
