@@ -144,6 +144,24 @@ impl MobitelSimConfig {
         self
     }
 
+    /// The default configuration accepting this client id.
+    pub fn with_client_id(mut self, client_id: SecretString) -> Self {
+        self.client_id = client_id;
+        self
+    }
+
+    /// The default configuration on this port.
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// The default configuration with this seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
     /// The default configuration with this fault plan.
     pub fn with_faults(mut self, faults: FaultPlan) -> Self {
         self.faults = faults;
