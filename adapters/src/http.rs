@@ -934,6 +934,60 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_body_cut_mid_answer_depends_on_the_effect_and_the_status() {
+        // Head and first chunk go out, then the body fails: the connection is cut mid-answer.
+        fn broken(status: StatusCode) -> axum::response::Response {
+            let chunks = futures::stream::unfold(0u8, |step| async move {
+                match step {
+                    0 => Some((Ok(Bytes::from_static(b"{\"reference\":")), 1)),
+                    1 => {
+                        // Long enough for the head and first chunk to be flushed.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Some((Err(std::io::Error::other("backend crashed mid-answer")), 2))
+                    }
+                    _ => None,
+                }
+            });
+            (status, axum::body::Body::from_stream(chunks)).into_response()
+        }
+        use axum::response::IntoResponse;
+        let router = Router::new()
+            .route("/prefix/ok", post(|| async { broken(StatusCode::OK) }))
+            .route(
+                "/prefix/busy",
+                post(|| async { broken(StatusCode::SERVICE_UNAVAILABLE) }),
+            );
+        let base = serve(router).await;
+        let client = HttpClient::new(Provider::Reach, &base, &settings(2_000)).unwrap();
+
+        let e = client
+            .send(client.post(OP, "/ok", Effect::Effectful))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, ProviderError::OutcomeUnknown { reason, .. } if reason.contains("while reading the answer")),
+            "{e:?}"
+        );
+        let e = client
+            .send(client.post(OP, "/ok", Effect::ReadOnly))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, ProviderError::Unavailable { status: None, .. }),
+            "{e:?}"
+        );
+        // An error status stays what it says, even with a broken body.
+        let e = client
+            .send(client.post(OP, "/busy", Effect::Effectful))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, ProviderError::Unavailable { status: Some(s), .. } if s == 503),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn oversized_success_body_is_a_protocol_error_with_possible_effect() {
         let router = Router::new().route("/prefix/big", post(|| async { "x".repeat(4096) }));
         let base = serve(router).await;
