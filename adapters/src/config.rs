@@ -27,7 +27,7 @@
 //! # Adding a provider section
 //!
 //! 1. Write `XxxConfig` (validated, public) and a private `XxxSection` (raw, all fields
-//!    optional, `#[serde(deny_unknown_fields)]`) implementing [`Section`].
+//!    optional, `#[serde(deny_unknown_fields)]`) implementing the private `Section` trait.
 //! 2. Add `pub xxx: Option<XxxConfig>` to [`ProvidersConfig`] and one line to
 //!    [`ProvidersConfig::from_sources`].
 
@@ -41,7 +41,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::error::Provider;
-use crate::redact::sanitize_message;
+use crate::redact::{sanitize_message, scrub_parser_message};
 
 /// Upper bound for any configured timeout or wait, in milliseconds (5 minutes).
 pub const MAX_TIMEOUT_MS: u64 = 300_000;
@@ -289,7 +289,7 @@ fn load_section<S: Section>(
                     message: format!(
                         "[{}]: {}",
                         S::PROVIDER.name(),
-                        sanitize_message(e.message())
+                        scrub_parser_message(e.message())
                     ),
                 })?
         }
@@ -315,7 +315,7 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
     // secret.
     ConfigError::Syntax {
         line,
-        message: sanitize_message(e.message()),
+        message: scrub_parser_message(e.message()),
     }
 }
 

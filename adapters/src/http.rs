@@ -50,7 +50,7 @@ use url::Url;
 
 use crate::config::HttpSettings;
 use crate::error::{Operation, Provider, ProviderError};
-use crate::redact::sanitize_message;
+use crate::redact::{sanitize_message, scrub_parser_message};
 
 /// The longest `Retry-After` we pass on; anything longer is clamped (one hour).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -258,11 +258,11 @@ impl HttpResponse {
     /// answer to an effectful call.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ProviderError> {
         serde_json::from_slice(&self.body).map_err(|e| {
-            // serde_json's message names the field or position, never the value.
+            // serde quotes the offending value, which may be personal data or a token.
             self.protocol_error(format!(
                 "cannot parse the {} answer: {}",
                 self.status.as_u16(),
-                e
+                scrub_parser_message(&e.to_string())
             ))
         })
     }
@@ -985,6 +985,38 @@ mod tests {
             matches!(e, ProviderError::Unavailable { status: Some(s), .. } if s == 503),
             "{e:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_unparseable_success_answer_may_have_taken_effect_and_is_not_echoed() {
+        let router = Router::new().route(
+            "/prefix/odd",
+            post(|| async { r#"{"count":"0712755777"}"# }),
+        );
+        let base = serve(router).await;
+        let client = HttpClient::new(Provider::Reach, &base, &settings(2_000)).unwrap();
+        #[derive(Debug, serde::Deserialize)]
+        struct Expected {
+            #[expect(dead_code, reason = "only the parse failure matters")]
+            count: u64,
+        }
+        let answer = client
+            .send(client.post(OP, "/odd", Effect::Effectful))
+            .await
+            .unwrap();
+        let e = answer.json::<Expected>().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ProviderError::Protocol {
+                    effect_possible: true,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.class(), crate::ErrorClass::OutcomeUnknown);
+        assert!(!format!("{e} {e:?}").contains("0712755777"), "{e:?}");
     }
 
     #[tokio::test]

@@ -349,7 +349,7 @@ pub mod wire {
         /// Verbose message.
         #[serde(default)]
         pub message: Option<String>,
-        /// Response code, see [`status`](super::status).
+        /// Response code, see [`super::status`].
         #[serde(deserialize_with = "string_or_number")]
         pub status: String,
     }

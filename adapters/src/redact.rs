@@ -72,9 +72,57 @@ pub fn sanitize_message(message: &str) -> String {
     out.trim().to_owned()
 }
 
+/// Makes a parser's error message safe: removes quoted values (serde quotes the offending
+/// value, which may be a token or a number) and then applies [`sanitize_message`]. Field
+/// names, in backticks, are kept; digit runs inside them are still masked.
+///
+/// ```
+/// use handover_adapters::redact::scrub_parser_message;
+/// assert_eq!(
+///     scrub_parser_message(r#"invalid type: string "eyJhbGciOi", expected u64 at line 1 column 9"#),
+///     r#"invalid type: string "…", expected u64 at line 1 column 9"#
+/// );
+/// ```
+pub fn scrub_parser_message(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut in_quotes = false;
+    for c in message.chars() {
+        if c == '"' {
+            if in_quotes {
+                out.push_str("…\"");
+            } else {
+                out.push('"');
+            }
+            in_quotes = !in_quotes;
+        } else if !in_quotes {
+            out.push(c);
+        }
+    }
+    if in_quotes {
+        out.push_str("…\"");
+    }
+    sanitize_message(&out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parser_messages_lose_their_values() {
+        let e = serde_json::from_str::<u64>(r#""0712755777""#).unwrap_err();
+        let scrubbed = scrub_parser_message(&e.to_string());
+        assert!(!scrubbed.contains("0712755777"), "{scrubbed}");
+        assert!(scrubbed.starts_with("invalid type: string"), "{scrubbed}");
+        assert_eq!(
+            scrub_parser_message("invalid value: integer `712755777`, expected a string"),
+            "invalid value: integer `71*****77`, expected a string"
+        );
+        assert_eq!(
+            scrub_parser_message("unterminated \"secret"),
+            "unterminated \"…\""
+        );
+    }
 
     #[test]
     fn masks_numbers_anywhere_in_a_message() {

@@ -8,7 +8,7 @@
 //! - **Validation:** `amount` must be a JSON *string* of positive rupees (two decimals at
 //!   most); `receiver` a Sri Lankan mobile `07XXXXXXXX`; `ref` a non-empty string. Otherwise
 //!   400 with status `4000`. An unknown `ref` is 404 with `4004`.
-//! - **Consent:** see [`consent`](self::consent): pending until the customer answers
+//! - **Consent:** see [`consent`]: pending until the customer answers
 //!   ([`MobitelSim::approve`], [`MobitelSim::decline`], or a [`ConsentPolicy`]), expiring
 //!   after the consent window, re-initiation refused (`2002`) within the gap.
 //! - **Ledger:** a [`EffectKind::ChargeRequest`] keyed by the reference when the pop-up is

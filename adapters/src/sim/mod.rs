@@ -37,7 +37,8 @@ pub use self::fault::{
 pub use self::ledger::{Duplicate, Effect, EffectKind, Ledger};
 pub use self::mobitel::{MobitelBehaviour, MobitelSim, MobitelSimConfig};
 pub use self::server::{
-    ConnHandle, MAX_REQUEST_BYTES, RecordedRequest, RequestLog, SimListener, SimStream,
+    ConnHandle, MAX_REQUEST_BYTES, REQUEST_LOG_CAPACITY, RecordedRequest, RequestLog, SimListener,
+    SimStream,
 };
 use crate::config::ProvidersConfig;
 use crate::error::Provider;

@@ -125,7 +125,7 @@ impl RecordedRequest {
     }
 }
 
-/// The last [`REQUEST_LOG_CAPACITY`] requests a simulator received. Cheap to clone.
+/// The last [`REQUEST_LOG_CAPACITY`](crate::sim::REQUEST_LOG_CAPACITY) requests a simulator received. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct RequestLog {
     inner: Arc<Mutex<VecDeque<RecordedRequest>>>,
