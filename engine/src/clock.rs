@@ -85,7 +85,11 @@ impl ManualClock {
 
     /// A clock frozen at a fixed, readable instant (2030-01-01T00:00:00Z).
     pub fn at_fixed_instant() -> Arc<Self> {
-        Self::new(Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).single().unwrap_or_default())
+        Self::new(
+            Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+                .single()
+                .unwrap_or_default(),
+        )
     }
 
     /// Moves time forward by `by` and wakes the sleepers that are due.

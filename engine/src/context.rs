@@ -158,9 +158,8 @@ impl<W: Workflow> StepCtx<W> {
                 "a journey may hold at most {MAX_COMPENSATIONS} compensations"
             )));
         }
-        let value = serde_json::to_value(&compensation).map_err(|e| {
-            StepError::terminal(format!("compensation does not serialize: {e}"))
-        })?;
+        let value = serde_json::to_value(&compensation)
+            .map_err(|e| StepError::terminal(format!("compensation does not serialize: {e}")))?;
         self.effects.compensations.push(value);
         Ok(())
     }
@@ -209,7 +208,10 @@ impl CompensationCtx {
 
     /// A key for this compensation's effect, stable across retries.
     pub fn idempotency_key(&self) -> IdempotencyKey {
-        IdempotencyKey::derive(self.facts.journey_id, &format!("compensation:{}", self.index))
+        IdempotencyKey::derive(
+            self.facts.journey_id,
+            &format!("compensation:{}", self.index),
+        )
     }
 
     /// The journey-wide key for `label` (the same as [`StepCtx::stable_key`]).

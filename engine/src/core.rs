@@ -83,7 +83,13 @@ pub(crate) fn plan(row: &JourneyRecord, pending: &[SignalRecord], now_ms: i64) -
             "the worker running step {} was lost {} times in a row without finishing it (crash loop?)",
             row.step_name, row.claims_since_commit
         );
-        return Plan::Apply(needs_attention(row, JourneyUpdate::unchanged(row), reason, now_ms, vec![]));
+        return Plan::Apply(needs_attention(
+            row,
+            JourneyUpdate::unchanged(row),
+            reason,
+            now_ms,
+            vec![],
+        ));
     }
     if let Some(cancel) = &row.cancel_request
         && row.status != Status::Compensating
@@ -91,7 +97,14 @@ pub(crate) fn plan(row: &JourneyRecord, pending: &[SignalRecord], now_ms: i64) -
         let mut update = JourneyUpdate::unchanged(row);
         update.clear_cancel_request = true;
         let reason = format!("cancelled by {}: {}", cancel.actor, cancel.reason);
-        return Plan::Apply(begin_ending(row, update, reason, Ending::Cancelled, now_ms, vec![]));
+        return Plan::Apply(begin_ending(
+            row,
+            update,
+            reason,
+            Ending::Cancelled,
+            now_ms,
+            vec![],
+        ));
     }
     if let Some(deadline) = row.deadline_at_ms
         && now_ms >= deadline
@@ -136,7 +149,12 @@ pub(crate) fn plan(row: &JourneyRecord, pending: &[SignalRecord], now_ms: i64) -
                     index: row.compensations.len() - 1,
                     compensation: top.clone(),
                 },
-                None => Plan::Apply(finish_ending(row, JourneyUpdate::unchanged(row), now_ms, vec![])),
+                None => Plan::Apply(finish_ending(
+                    row,
+                    JourneyUpdate::unchanged(row),
+                    now_ms,
+                    vec![],
+                )),
             }
         }
         Status::Runnable => {
@@ -332,29 +350,50 @@ pub(crate) fn after_step(
         update.wait_on_timeout = None;
         set_step(&mut update, info, now_ms);
     }
-    history.extend(number(&mut update.history_seq, started_ms, run.always, None));
+    history.extend(number(
+        &mut update.history_seq,
+        started_ms,
+        run.always,
+        None,
+    ));
 
     match result {
         Ok(transition) => {
             let signal_id = run.signal.as_ref().map(|s| s.id);
-            history.extend(number(&mut update.history_seq, started_ms, run.on_success, None));
+            history.extend(number(
+                &mut update.history_seq,
+                started_ms,
+                run.on_success,
+                None,
+            ));
             update.step_seq += 1;
             update.attempt = 1;
             update.last_error = None;
             update.last_error_kind = None;
             update.attention = None;
-            update.compensations.extend(effects.compensations.iter().cloned());
+            update
+                .compensations
+                .extend(effects.compensations.iter().cloned());
             let mut detail = json!({ "transition": describe_transition(&transition, describe) });
             if !effects.notes.is_empty() {
                 detail["notes"] = json!(effects.notes);
             }
             if !effects.correlations.is_empty() {
-                detail["correlations"] =
-                    json!(effects.correlations.iter().map(|c| c.as_str()).collect::<Vec<_>>());
+                detail["correlations"] = json!(
+                    effects
+                        .correlations
+                        .iter()
+                        .map(|c| c.as_str())
+                        .collect::<Vec<_>>()
+                );
             }
             if !effects.compensations.is_empty() {
                 detail["compensations_pushed"] = json!(
-                    effects.compensations.iter().map(compensation_name).collect::<Vec<_>>()
+                    effects
+                        .compensations
+                        .iter()
+                        .map(compensation_name)
+                        .collect::<Vec<_>>()
                 );
             }
             update.history_seq += 1;
@@ -410,7 +449,9 @@ pub(crate) fn after_step(
                             needs_attention(
                                 row,
                                 update,
-                                workflow_error("a step returned a wait with no signal and no time: nothing could ever wake it"),
+                                workflow_error(
+                                    "a step returned a wait with no signal and no time: nothing could ever wake it",
+                                ),
                                 now_ms,
                                 history,
                             ),
@@ -591,16 +632,18 @@ fn set_step(update: &mut JourneyUpdate, info: &StepInfo, now_ms: i64) {
         update.step_name = info.name.to_owned();
         update.step_since_ms = now_ms;
     }
-    update.sla_at_ms = info
-        .expected
-        .map(|e| update.step_since_ms + duration_ms(e));
+    update.sla_at_ms = info.expected.map(|e| update.step_since_ms + duration_ms(e));
 }
 
 fn describe_transition(
     t: &ErasedTransition,
     describe: &dyn Fn(&Value) -> Result<StepInfo, String>,
 ) -> String {
-    let name = |s: &Value| describe(s).map(|i| i.name.to_owned()).unwrap_or_else(|_| "?".into());
+    let name = |s: &Value| {
+        describe(s)
+            .map(|i| i.name.to_owned())
+            .unwrap_or_else(|_| "?".into())
+    };
     match t {
         ErasedTransition::Next(s) => format!("next: {}", name(s)),
         ErasedTransition::Wait {
@@ -615,7 +658,11 @@ fn describe_transition(
                 format!(
                     "wait in {} for {}",
                     name(state),
-                    signals.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
+                    signals
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
                 )
             };
             if let Some(until) = until {
@@ -693,7 +740,12 @@ pub(crate) fn begin_ending(
     }
     update.status = Status::Compensating;
     update.ready = Ready::KeepLease;
-    let order: Vec<String> = update.compensations.iter().rev().map(compensation_name).collect();
+    let order: Vec<String> = update
+        .compensations
+        .iter()
+        .rev()
+        .map(compensation_name)
+        .collect();
     push(
         &mut update,
         &mut history,
@@ -805,8 +857,10 @@ pub(crate) fn after_compensation(
             let message = error.to_string();
             update.last_error = Some(message.clone());
             update.last_error_kind = Some(error.kind().to_owned());
-            let mut detail = json!({ "compensation": name, "error": message, "kind": error.kind() });
-            let retry = !matches!(error, StepError::Terminal { .. }) && policy.allows_retry_after(attempt);
+            let mut detail =
+                json!({ "compensation": name, "error": message, "kind": error.kind() });
+            let retry =
+                !matches!(error, StepError::Terminal { .. }) && policy.allows_retry_after(attempt);
             if retry {
                 let retry_after = match &error {
                     StepError::Retryable { retry_after, .. } => *retry_after,
@@ -978,7 +1032,10 @@ mod tests {
         );
         assert_eq!(d.update.status, Status::Runnable);
         assert_eq!(d.update.attempt, 2);
-        assert_eq!(d.update.step_seq, 0, "a failed attempt keeps the step's idempotency key");
+        assert_eq!(
+            d.update.step_seq, 0,
+            "a failed attempt keeps the step's idempotency key"
+        );
         // ceiling 1 s for attempt 1, jitter 0.5 -> 500 ms
         assert_eq!(d.update.wake_at_ms, Some(NOW + 7 + 500));
         assert_eq!(d.update.ready, Ready::At(NOW + 7 + 500));
@@ -989,7 +1046,12 @@ mod tests {
         // Not due yet: the claimer waits.
         let mut r2 = r.clone();
         d.update.apply_to(&mut r2, NOW + 7, 0);
-        assert_eq!(plan(&r2, &[], NOW + 100), Plan::NotYet { wake_at_ms: NOW + 507 });
+        assert_eq!(
+            plan(&r2, &[], NOW + 100),
+            Plan::NotYet {
+                wake_at_ms: NOW + 507
+            }
+        );
         let run = run_of(plan(&r2, &[], NOW + 600));
         assert_eq!(run.wake, Wake::Retry);
     }
@@ -1158,7 +1220,10 @@ mod tests {
         let mut comp = r.clone();
         d.update.apply_to(&mut comp, NOW, 0);
         match plan(&comp, &[], NOW) {
-            Plan::RunCompensation { index, compensation } => {
+            Plan::RunCompensation {
+                index,
+                compensation,
+            } => {
                 assert_eq!(index, 1);
                 assert_eq!(compensation, json!("CancelOrder"));
             }
@@ -1169,13 +1234,24 @@ mod tests {
         d.update.apply_to(&mut comp, NOW, 0);
         assert_eq!(comp.compensations.len(), 1);
         // A transient failure is retried later.
-        let d = after_compensation(&comp, 0, Err(StepError::retryable("503")), NOW, NOW + 2, &policy, 0.5);
+        let d = after_compensation(
+            &comp,
+            0,
+            Err(StepError::retryable("503")),
+            NOW,
+            NOW + 2,
+            &policy,
+            0.5,
+        );
         assert_eq!(d.update.status, Status::Compensating);
         assert_eq!(d.update.ready, Ready::At(NOW + 2 + 500));
         d.update.apply_to(&mut comp, NOW, 0);
         let d = after_compensation(&comp, 0, Ok(()), NOW, NOW + 3, &policy, 0.5);
         assert_eq!(d.update.status, Status::Failed);
-        assert_eq!(d.update.failure.as_deref(), Some("step a failed: card declined"));
+        assert_eq!(
+            d.update.failure.as_deref(),
+            Some("step a failed: card declined")
+        );
         assert_eq!(d.history.last().unwrap().kind, HistoryKind::JourneyFailed);
         assert_eq!(d.history.last().unwrap().detail["compensated"], json!(true));
     }
@@ -1196,7 +1272,12 @@ mod tests {
             0.5,
         );
         assert_eq!(d.update.status, Status::NeedsAttention);
-        assert!(d.update.attention.unwrap().contains("VoidPayment keeps failing"));
+        assert!(
+            d.update
+                .attention
+                .unwrap()
+                .contains("VoidPayment keeps failing")
+        );
         assert_eq!(d.update.ending, Some(Ending::Failed));
     }
 
@@ -1297,6 +1378,12 @@ mod tests {
         );
         assert_eq!(d.update.step_since_ms, 10);
         assert_eq!(d.update.sla_at_ms, Some(10 + 10_000));
-        assert_eq!(d.history[0].detail["transition"], json!(format!("sleep in b until {}", from_ms(NOW + 5_000).to_rfc3339())));
+        assert_eq!(
+            d.history[0].detail["transition"],
+            json!(format!(
+                "sleep in b until {}",
+                from_ms(NOW + 5_000).to_rfc3339()
+            ))
+        );
     }
 }

@@ -204,7 +204,11 @@ impl Engine {
     /// Starts a worker in this process (several may run; each has its own
     /// leases).
     pub fn run_worker(&self) -> WorkerHandle {
-        let owner = format!("{}-{}", self.node, &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let owner = format!(
+            "{}-{}",
+            self.node,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         worker::spawn(
             self.shared.clone(),
             self.worker.clone(),
@@ -215,7 +219,10 @@ impl Engine {
 
     /// Starts a journey of `W` on its newest registered version.
     pub async fn start<W: Workflow>(&self, input: W::Input) -> Result<JourneyId, EngineError> {
-        Ok(self.start_with::<W>(input, StartOptions::default()).await?.id)
+        Ok(self
+            .start_with::<W>(input, StartOptions::default())
+            .await?
+            .id)
     }
 
     /// Starts a journey of `W` with options.
@@ -272,14 +279,18 @@ impl Engine {
             Some(v) => self.shared.registry.for_stored(workflow, v)?,
             None => self.shared.registry.latest(workflow)?,
         };
-        let start = wf.start(input).map_err(|source| EngineError::InvalidInput {
-            workflow: workflow.to_owned(),
-            source,
-        })?;
-        let info = wf.step_info(&start.state).map_err(|e| EngineError::InvalidInput {
-            workflow: workflow.to_owned(),
-            source: InvalidInput::new(e),
-        })?;
+        let start = wf
+            .start(input)
+            .map_err(|source| EngineError::InvalidInput {
+                workflow: workflow.to_owned(),
+                source,
+            })?;
+        let info = wf
+            .step_info(&start.state)
+            .map_err(|e| EngineError::InvalidInput {
+                workflow: workflow.to_owned(),
+                source: InvalidInput::new(e),
+            })?;
         let now = self.now_ms();
         let started = HistoryEntry {
             seq: 1,
@@ -375,12 +386,19 @@ impl Engine {
     }
 
     /// A journey's history (at most `limit` entries from the start).
-    pub async fn history(&self, id: JourneyId, limit: u32) -> Result<Vec<HistoryEntry>, EngineError> {
+    pub async fn history(
+        &self,
+        id: JourneyId,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, EngineError> {
         Ok(self.shared.store.history(id, 0, limit).await?)
     }
 
     /// A completed journey's output, typed.
-    pub async fn output<O: DeserializeOwned>(&self, id: JourneyId) -> Result<Option<O>, EngineError> {
+    pub async fn output<O: DeserializeOwned>(
+        &self,
+        id: JourneyId,
+    ) -> Result<Option<O>, EngineError> {
         let record = self.journey(id).await?;
         Ok(record.output.map(serde_json::from_value).transpose()?)
     }
@@ -470,7 +488,9 @@ impl Engine {
                 if self.shared.store.request_cancel(id, &request).await? {
                     Ok(CancelOutcome::Requested)
                 } else {
-                    Err(EngineError::Refused(format!("journey {id} has already ended")))
+                    Err(EngineError::Refused(format!(
+                        "journey {id} has already ended"
+                    )))
                 }
             }
             Err(e) => Err(e),
@@ -490,7 +510,12 @@ impl Engine {
         let owner = format!("repair-{}", uuid::Uuid::new_v4().simple());
         let now = self.now_ms();
         let ttl = duration_ms(self.worker.lease_ttl);
-        let row = match self.shared.store.lease_one(id, &owner, now, now + ttl).await? {
+        let row = match self
+            .shared
+            .store
+            .lease_one(id, &owner, now, now + ttl)
+            .await?
+        {
             LeaseOne::Leased(row) => *row,
             LeaseOne::Busy { owner, until_ms } => {
                 return Err(EngineError::Busy {
@@ -529,7 +554,13 @@ impl Engine {
             correlations: vec![],
             now_ms: now,
         };
-        match self.shared.store.commit(&owner, &[commit], now + ttl).await?.pop() {
+        match self
+            .shared
+            .store
+            .commit(&owner, &[commit], now + ttl)
+            .await?
+            .pop()
+        {
             Some(CommitOutcome::Committed { .. }) => {
                 self.shared.wake.notify_one();
                 Ok(())

@@ -105,9 +105,9 @@ impl fmt::Display for IdempotencyKey {
 pub(crate) fn validate_name(kind: &str, name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'));
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+        });
     if ok {
         Ok(())
     } else {
@@ -333,7 +333,10 @@ mod tests {
             IdempotencyKey::derive(JourneyId::from_uuid(Uuid::from_u128(43)), "charge")
         );
         // A frozen value: changing the derivation would re-key live effects.
-        assert_eq!(a.as_str(), IdempotencyKey::derive(j, "charge").as_uuid().to_string());
+        assert_eq!(
+            a.as_str(),
+            IdempotencyKey::derive(j, "charge").as_uuid().to_string()
+        );
         assert!(a.as_numeric() < 1_000_000_000_000_000);
     }
 

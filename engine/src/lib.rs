@@ -40,11 +40,14 @@ pub use ids::{
 };
 pub use metrics::{Counter, Histogram, Metrics};
 pub use model::{
-    CancelRequest, Commit, CommitOutcome, Ending, HistoryEntry, HistoryKind, JourneyRecord, SignalRecord, Status,
+    CancelRequest, Commit, CommitOutcome, Ending, HistoryEntry, HistoryKind, JourneyRecord,
+    SignalRecord, Status,
 };
 pub use registry::Registry;
 pub use retry::RetryPolicy;
 pub use sensitive::{REDACTED, Sensitive, redact, redact_payload};
 pub use store::{Delivery, DeliveryOutcome, NewSignal, SignalTarget};
 pub use worker::{FaultHook, FaultPoint, WorkerConfig, WorkerHandle};
-pub use workflow::{NoCompensation, ReceivedSignal, Start, StepInfo, Transition, Wait, Wake, Workflow};
+pub use workflow::{
+    NoCompensation, ReceivedSignal, Start, StepInfo, Transition, Wait, Wake, Workflow,
+};

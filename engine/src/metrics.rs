@@ -115,37 +115,119 @@ impl Metrics {
     pub fn render(&self, journeys: &[StatusCount]) -> String {
         let mut out = String::new();
         let counters: [(&str, &str, &Counter); 16] = [
-            ("handover_steps_completed_total", "Steps that completed.", &self.steps_completed),
-            ("handover_steps_failed_total", "Steps that failed terminally.", &self.steps_failed),
-            ("handover_step_retries_total", "Step attempts that failed and were retried or exhausted.", &self.retries),
-            ("handover_claims_total", "Claim queries that returned work.", &self.claims),
-            ("handover_claimed_journeys_total", "Journeys claimed.", &self.claimed),
-            ("handover_commits_total", "Commit transactions written by workers.", &self.commits),
-            ("handover_committed_steps_total", "Journey transitions written by those commits.", &self.committed_steps),
-            ("handover_lease_losses_total", "Leases lost to another worker or not renewed in time.", &self.lease_losses),
-            ("handover_store_errors_total", "Store operations that failed.", &self.store_errors),
-            ("handover_compensation_failures_total", "Compensation attempts that failed.", &self.compensation_failures),
-            ("handover_callbacks_received_total", "Signals and callbacks stored for a journey.", &self.signals_received),
-            ("handover_callbacks_duplicate_total", "Signals and callbacks ignored as duplicates.", &self.signals_duplicate),
-            ("handover_callbacks_unmatched_total", "Signals and callbacks that matched no journey.", &self.signals_unmatched),
-            ("handover_ingress_rejected_total", "Ingress requests refused (auth, size, shape).", &self.ingress_rejected),
-            ("handover_needs_attention_total", "Journeys that stopped for a person.", &self.needs_attention),
-            ("handover_journeys_ended_total", "Journeys that completed, failed or were cancelled.", &self.journeys_ended),
+            (
+                "handover_steps_completed_total",
+                "Steps that completed.",
+                &self.steps_completed,
+            ),
+            (
+                "handover_steps_failed_total",
+                "Steps that failed terminally.",
+                &self.steps_failed,
+            ),
+            (
+                "handover_step_retries_total",
+                "Step attempts that failed and were retried or exhausted.",
+                &self.retries,
+            ),
+            (
+                "handover_claims_total",
+                "Claim queries that returned work.",
+                &self.claims,
+            ),
+            (
+                "handover_claimed_journeys_total",
+                "Journeys claimed.",
+                &self.claimed,
+            ),
+            (
+                "handover_commits_total",
+                "Commit transactions written by workers.",
+                &self.commits,
+            ),
+            (
+                "handover_committed_steps_total",
+                "Journey transitions written by those commits.",
+                &self.committed_steps,
+            ),
+            (
+                "handover_lease_losses_total",
+                "Leases lost to another worker or not renewed in time.",
+                &self.lease_losses,
+            ),
+            (
+                "handover_store_errors_total",
+                "Store operations that failed.",
+                &self.store_errors,
+            ),
+            (
+                "handover_compensation_failures_total",
+                "Compensation attempts that failed.",
+                &self.compensation_failures,
+            ),
+            (
+                "handover_callbacks_received_total",
+                "Signals and callbacks stored for a journey.",
+                &self.signals_received,
+            ),
+            (
+                "handover_callbacks_duplicate_total",
+                "Signals and callbacks ignored as duplicates.",
+                &self.signals_duplicate,
+            ),
+            (
+                "handover_callbacks_unmatched_total",
+                "Signals and callbacks that matched no journey.",
+                &self.signals_unmatched,
+            ),
+            (
+                "handover_ingress_rejected_total",
+                "Ingress requests refused (auth, size, shape).",
+                &self.ingress_rejected,
+            ),
+            (
+                "handover_needs_attention_total",
+                "Journeys that stopped for a person.",
+                &self.needs_attention,
+            ),
+            (
+                "handover_journeys_ended_total",
+                "Journeys that completed, failed or were cancelled.",
+                &self.journeys_ended,
+            ),
         ];
         for (name, help, counter) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", counter.get());
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                counter.get()
+            );
         }
         let name = "handover_step_duration_ms";
-        let _ = writeln!(out, "# HELP {name} Step duration in milliseconds.\n# TYPE {name} histogram");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Step duration in milliseconds.\n# TYPE {name} histogram"
+        );
         for (bound, bucket) in BUCKETS_MS.iter().zip(&self.step_latency.buckets) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
         }
         let count = self.step_latency.count();
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.step_latency.sum_ms.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.step_latency.sum_ms.load(Ordering::Relaxed)
+        );
         let _ = writeln!(out, "{name}_count {count}");
         let name = "handover_journeys";
-        let _ = writeln!(out, "# HELP {name} Journeys in the store by workflow and status.\n# TYPE {name} gauge");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Journeys in the store by workflow and status.\n# TYPE {name} gauge"
+        );
         for c in journeys {
             let _ = writeln!(
                 out,

@@ -214,7 +214,9 @@ impl std::fmt::Debug for Registry {
             .iter()
             .flat_map(|(n, vs)| vs.keys().map(move |v| format!("{n} v{v}")))
             .collect();
-        f.debug_struct("Registry").field("workflows", &names).finish()
+        f.debug_struct("Registry")
+            .field("workflows", &names)
+            .finish()
     }
 }
 

@@ -128,6 +128,9 @@ impl Lease {
 struct Stop {
     stopping: AtomicBool,
     notify: Notify,
+    /// Set once the claimer's journeys have all finished (no more commits).
+    drained: AtomicBool,
+    drained_notify: Notify,
 }
 
 impl Stop {
@@ -144,6 +147,21 @@ impl Stop {
         loop {
             let notified = self.notify.notified();
             if self.is_stopping() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn set_drained(&self) {
+        self.drained.store(true, Ordering::SeqCst);
+        self.drained_notify.notify_waiters();
+    }
+
+    async fn wait_drained(&self) {
+        loop {
+            let notified = self.drained_notify.notified();
+            if self.drained.load(Ordering::SeqCst) {
                 return;
             }
             notified.await;
@@ -176,7 +194,9 @@ struct Worker {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("owner", &self.owner).finish()
+        f.debug_struct("Worker")
+            .field("owner", &self.owner)
+            .finish()
     }
 }
 
@@ -195,7 +215,11 @@ impl WorkerHandle {
 
     /// How many journeys this worker holds right now.
     pub fn held(&self) -> usize {
-        self.worker.leases.lock().map(|l| l.len()).unwrap_or_default()
+        self.worker
+            .leases
+            .lock()
+            .map(|l| l.len())
+            .unwrap_or_default()
     }
 
     /// Stops claiming, lets running steps finish and commit, gives back the
@@ -311,12 +335,20 @@ async fn claimer(worker: Arc<Worker>) {
             }
             continue;
         }
-        let limit = u32::try_from(free).unwrap_or(u32::MAX).min(worker.config.claim_batch);
+        let limit = u32::try_from(free)
+            .unwrap_or(u32::MAX)
+            .min(worker.config.claim_batch);
         let now = worker.now_ms();
         let claimed = worker
             .shared
             .store
-            .claim(&worker.owner, now, lookahead_ms, now + worker.ttl_ms(), limit)
+            .claim(
+                &worker.owner,
+                now,
+                lookahead_ms,
+                now + worker.ttl_ms(),
+                limit,
+            )
             .await;
         let rows = match claimed {
             Ok(rows) => {
@@ -346,6 +378,7 @@ async fn claimer(worker: Arc<Worker>) {
     }
     // Graceful stop: let running journeys finish their step.
     while journeys.join_next().await.is_some() {}
+    worker.stop.set_drained();
 }
 
 /// Sleeps until the next journey is due, a wake-up, or the idle poll.
@@ -402,7 +435,10 @@ async fn start_journeys(worker: &Arc<Worker>, rows: Vec<JourneyRecord>, set: &mu
             let _ = worker
                 .shared
                 .store
-                .release(&worker.owner, &[(row.id, row.lease_epoch, Some(worker.now_ms()))])
+                .release(
+                    &worker.owner,
+                    &[(row.id, row.lease_epoch, Some(worker.now_ms()))],
+                )
                 .await;
             continue;
         };
@@ -454,7 +490,11 @@ async fn run_journey(
             release(worker, &row, Some(now)).await;
             return;
         }
-        let workflow = match worker.shared.registry.for_stored(&row.workflow, row.version) {
+        let workflow = match worker
+            .shared
+            .registry
+            .for_stored(&row.workflow, row.version)
+        {
             Ok(w) => w,
             Err(e) => {
                 warn!(id = %row.id, error = %e, "no registered workflow can run this journey; leaving it for a node that can");
@@ -467,7 +507,8 @@ async fn run_journey(
             match workflow.load_state(row.version, row.state.clone()) {
                 Ok(state) => row.state = state,
                 Err(e) => {
-                    let reason = format!("workflow error (fix the workflow or patch the state): {e}");
+                    let reason =
+                        format!("workflow error (fix the workflow or patch the state): {e}");
                     let decision = attention(&row, reason, now);
                     commit(worker, &mut row, &mut pending, decision, vec![], lease).await;
                     return;
@@ -501,7 +542,16 @@ async fn run_journey(
                     return;
                 }
                 let step_seq = row.step_seq;
-                if !commit(worker, &mut row, &mut pending, decision, correlations, lease).await {
+                if !commit(
+                    worker,
+                    &mut row,
+                    &mut pending,
+                    decision,
+                    correlations,
+                    lease,
+                )
+                .await
+                {
                     return;
                 }
                 if worker.fault(FaultPoint::AfterCommit, row.id, step_seq) {
@@ -534,7 +584,13 @@ async fn run_journey(
     }
 }
 
-fn facts(row: &JourneyRecord, step_name: &str, max_attempts: u32, wake: crate::Wake, now: i64) -> StepFacts {
+fn facts(
+    row: &JourneyRecord,
+    step_name: &str,
+    max_attempts: u32,
+    wake: crate::Wake,
+    now: i64,
+) -> StepFacts {
     StepFacts {
         journey_id: row.id,
         step_name: step_name.to_owned(),
@@ -576,12 +632,18 @@ async fn run_step(
     });
     let step_run = StepRun {
         state: run.state.clone(),
-        facts: facts(row, info.name, info.retry.max_attempts, run.wake.clone(), started),
+        facts: facts(
+            row,
+            info.name,
+            info.retry.max_attempts,
+            run.wake.clone(),
+            started,
+        ),
         signal,
         pending_compensations: row.compensations.len(),
     };
-    let future = AssertUnwindSafe(workflow.run_step(step_run, worker.shared.clock.clone()))
-        .catch_unwind();
+    let future =
+        AssertUnwindSafe(workflow.run_step(step_run, worker.shared.clock.clone())).catch_unwind();
     let outcome = tokio::select! {
         outcome = tokio::time::timeout(info.timeout, future) => outcome,
         _ = lease.lost() => {
@@ -692,7 +754,9 @@ async fn run_compensation(
     let result = match outcome {
         Ok(Ok(result)) => result,
         Ok(Err(_)) => Err(StepError::retryable("compensation panicked")),
-        Err(_) => Err(StepError::outcome_unknown("compensation did not finish within 60 s")),
+        Err(_) => Err(StepError::outcome_unknown(
+            "compensation did not finish within 60 s",
+        )),
     };
     if result.is_err() {
         worker.shared.metrics.compensation_failures.inc();
@@ -809,7 +873,11 @@ async fn committer(worker: Arc<Worker>, mut rx: mpsc::Receiver<Pending>) {
     loop {
         // Take what is queued: one waiting commit goes alone at once, many
         // go together.
-        if rx.recv_many(&mut batch, max).await == 0 {
+        let received = tokio::select! {
+            n = rx.recv_many(&mut batch, max) => n,
+            _ = worker.stop.wait_drained() => rx.try_recv().map(|p| { batch.push(p); 1 }).unwrap_or(0),
+        };
+        if received == 0 {
             return;
         }
         let commits: Vec<Commit> = batch.iter().map(|(c, _)| c.clone()).collect();
@@ -817,7 +885,11 @@ async fn committer(worker: Arc<Worker>, mut rx: mpsc::Receiver<Pending>) {
         match outcomes {
             Ok(outcomes) => {
                 worker.shared.metrics.commits.inc();
-                worker.shared.metrics.committed_steps.add(commits.len() as u64);
+                worker
+                    .shared
+                    .metrics
+                    .committed_steps
+                    .add(commits.len() as u64);
                 for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
@@ -829,7 +901,11 @@ async fn committer(worker: Arc<Worker>, mut rx: mpsc::Receiver<Pending>) {
                     let single = worker
                         .shared
                         .store
-                        .commit(&worker.owner, std::slice::from_ref(&commit), commit.now_ms + duration_ms(worker.config.lease_ttl))
+                        .commit(
+                            &worker.owner,
+                            std::slice::from_ref(&commit),
+                            commit.now_ms + duration_ms(worker.config.lease_ttl),
+                        )
                         .await
                         .map(|mut o| o.pop().unwrap_or(CommitOutcome::LeaseLost));
                     if let Err(single_error) = &single {
@@ -844,11 +920,19 @@ async fn committer(worker: Arc<Worker>, mut rx: mpsc::Receiver<Pending>) {
 
 /// Commits, retrying while the database is unreachable (every statement of
 /// a commit is idempotent, so an ambiguous commit can be sent again).
-async fn commit_with_retry(worker: &Worker, commits: &[Commit]) -> Result<Vec<CommitOutcome>, StoreError> {
+async fn commit_with_retry(
+    worker: &Worker,
+    commits: &[Commit],
+) -> Result<Vec<CommitOutcome>, StoreError> {
     let mut backoff = Duration::from_millis(50);
     loop {
         let lease_until = worker.now_ms() + worker.ttl_ms();
-        match worker.shared.store.commit(&worker.owner, commits, lease_until).await {
+        match worker
+            .shared
+            .store
+            .commit(&worker.owner, commits, lease_until)
+            .await
+        {
             Ok(outcomes) => return Ok(outcomes),
             Err(e) if e.is_transient() && !worker.is_dead() => {
                 worker.shared.metrics.store_errors.inc();
@@ -873,7 +957,8 @@ async fn heartbeat(worker: Arc<Worker>) {
         .min(worker.config.lease_ttl / 3)
         .max(Duration::from_millis(10));
     loop {
-        let next = worker.shared.clock.now() + chrono::Duration::from_std(every).unwrap_or_default();
+        let next =
+            worker.shared.clock.now() + chrono::Duration::from_std(every).unwrap_or_default();
         tokio::select! {
             _ = worker.shared.clock.sleep_until(next) => {}
             _ = worker.stop.wait() => {
@@ -900,7 +985,12 @@ async fn heartbeat(worker: Arc<Worker>) {
         let now = worker.now_ms();
         let until = now + worker.ttl_ms();
         let pairs: Vec<(JourneyId, i64)> = held.iter().map(|(id, l)| (*id, l.epoch)).collect();
-        match worker.shared.store.heartbeat(&worker.owner, &pairs, until).await {
+        match worker
+            .shared
+            .store
+            .heartbeat(&worker.owner, &pairs, until)
+            .await
+        {
             Ok(kept) => {
                 let kept: std::collections::HashSet<JourneyId> = kept.into_iter().collect();
                 for (id, lease) in held {

@@ -25,7 +25,7 @@ use crate::model::{
 mod postgres;
 mod sqlite;
 
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// A new journey's first row.
@@ -268,7 +268,8 @@ pub trait SignalStore: Send + Sync {
     /// Stores a signal and wakes its journey if it waits for it, atomically.
     async fn deliver(&self, signal: &NewSignal, now_ms: i64) -> Result<Delivery, StoreError>;
     /// A journey's signals (consumed or not), newest first.
-    async fn signals_for(&self, id: JourneyId, limit: u32) -> Result<Vec<SignalRecord>, StoreError>;
+    async fn signals_for(&self, id: JourneyId, limit: u32)
+    -> Result<Vec<SignalRecord>, StoreError>;
     /// Signals that matched no journey and were not dismissed.
     async fn unmatched(&self, limit: u32) -> Result<Vec<SignalRecord>, StoreError>;
     /// Marks an unmatched signal as handled by a person.

@@ -48,15 +48,60 @@ pub struct PostgresStore {
     stats: Arc<StoreStats>,
 }
 
+/// How to connect to Postgres.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Put all tables in this schema (created if missing): how tests and
+    /// several Handover deployments share one database. `None`: the
+    /// connection's default schema.
+    pub schema: Option<String>,
+    /// Connections in the pool (one more is used for LISTEN).
+    pub max_connections: u32,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            schema: None,
+            max_connections: 16,
+        }
+    }
+}
+
 impl PostgresStore {
     /// Connects to `url` (tables in the default schema) and applies migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::open(url, None).await
+        Self::connect_with(url, PostgresOptions::default()).await
     }
 
-    /// Connects with all tables in `schema` (created if missing): how tests
-    /// and several Handover deployments share one database.
+    /// Connects with all tables in `schema` (see [`PostgresOptions::schema`]).
     pub async fn connect_with_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
+        Self::connect_with(
+            url,
+            PostgresOptions {
+                schema: Some(schema.to_owned()),
+                ..PostgresOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Connects with options.
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        if let Some(schema) = &options.schema {
+            check_schema(schema)?;
+        }
+        Self::open(
+            url,
+            options.schema.as_deref(),
+            options.max_connections.max(2),
+        )
+        .await
+    }
+}
+
+fn check_schema(schema: &str) -> Result<(), StoreError> {
+    {
         if schema.is_empty()
             || schema.len() > 48
             || !schema
@@ -67,10 +112,16 @@ impl PostgresStore {
                 "schema name {schema:?} must be 1-48 characters of a-z, 0-9 and _"
             )));
         }
-        Self::open(url, Some(schema)).await
+        Ok(())
     }
+}
 
-    async fn open(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
+impl PostgresStore {
+    async fn open(
+        url: &str,
+        schema: Option<&str>,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
         let mut options = PgConnectOptions::from_str(url).map_err(|e| {
             StoreError::Database(format!("bad Postgres URL {}: {e}", redact_url(url)))
         })?;
@@ -89,7 +140,7 @@ impl PostgresStore {
             options = options.options([("search_path", schema)]);
         }
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(max_connections)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
@@ -432,10 +483,11 @@ impl JourneyStore for PostgresStore {
             }
         }
         for (index, id) in existing {
-            let workflow: String = sqlx::query_scalar("SELECT workflow FROM journeys WHERE id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
+            let workflow: String =
+                sqlx::query_scalar("SELECT workflow FROM journeys WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
             out[index] = CreateOutcome::Existing { workflow };
         }
         insert_history(&mut tx, history).await?;
@@ -467,7 +519,11 @@ impl JourneyStore for PostgresStore {
             q.push(" AND j.workflow = ").push_bind(workflow.clone());
         }
         if !filter.statuses.is_empty() {
-            let statuses: Vec<String> = filter.statuses.iter().map(|s| s.as_str().to_owned()).collect();
+            let statuses: Vec<String> = filter
+                .statuses
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect();
             q.push(" AND j.status = ANY(").push_bind(statuses).push(")");
         }
         if let Some(key) = &filter.key {
@@ -803,11 +859,11 @@ impl WorkStore for PostgresStore {
 
     async fn next_ready_at(&self) -> Result<Option<i64>, StoreError> {
         self.stats.query();
-        Ok(
-            sqlx::query_scalar("SELECT MIN(ready_at_ms) FROM journeys WHERE ready_at_ms IS NOT NULL")
-                .fetch_one(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(ready_at_ms) FROM journeys WHERE ready_at_ms IS NOT NULL",
         )
+        .fetch_one(&self.pool)
+        .await?)
     }
 }
 
@@ -817,28 +873,31 @@ impl SignalStore for PostgresStore {
         let mut tx = self.begin().await?;
         // Lock the journey row first: a worker committing a wait at this very
         // moment then either sees this signal or is seen by the wake below.
-        let (journey, addressed_to, correlation): (Option<(Uuid, String)>, Option<String>, Option<String>) =
-            match &signal.target {
-                SignalTarget::Journey(id) => {
-                    let found: Option<(Uuid, String)> =
-                        sqlx::query_as("SELECT id, status FROM journeys WHERE id = $1 FOR UPDATE")
-                            .bind(id.as_uuid())
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    (found, Some(id.to_string()), None)
-                }
-                SignalTarget::Correlation(key) => {
-                    let found: Option<(Uuid, String)> = sqlx::query_as(
+        let (journey, addressed_to, correlation): (
+            Option<(Uuid, String)>,
+            Option<String>,
+            Option<String>,
+        ) = match &signal.target {
+            SignalTarget::Journey(id) => {
+                let found: Option<(Uuid, String)> =
+                    sqlx::query_as("SELECT id, status FROM journeys WHERE id = $1 FOR UPDATE")
+                        .bind(id.as_uuid())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                (found, Some(id.to_string()), None)
+            }
+            SignalTarget::Correlation(key) => {
+                let found: Option<(Uuid, String)> = sqlx::query_as(
                         "SELECT j.id, j.status FROM correlations c JOIN journeys j ON j.id = c.journey_id \
                          WHERE c.key = $1 FOR UPDATE OF j",
                     )
                     .bind(key.as_str())
                     .fetch_optional(&mut *tx)
                     .await?;
-                    (found, None, Some(key.as_str().to_owned()))
-                }
-                SignalTarget::Unparsed(raw) => (None, Some(raw.clone()), None),
-            };
+                (found, None, Some(key.as_str().to_owned()))
+            }
+            SignalTarget::Unparsed(raw) => (None, Some(raw.clone()), None),
+        };
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO signals (journey_id, addressed_to, correlation_key, name, payload, dedupe_key, source, received_at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
@@ -892,7 +951,11 @@ impl SignalStore for PostgresStore {
         Ok(Delivery { signal_id, outcome })
     }
 
-    async fn signals_for(&self, id: JourneyId, limit: u32) -> Result<Vec<SignalRecord>, StoreError> {
+    async fn signals_for(
+        &self,
+        id: JourneyId,
+        limit: u32,
+    ) -> Result<Vec<SignalRecord>, StoreError> {
         self.stats.query();
         let sql = format!(
             "SELECT {SIGNAL_COLUMNS} FROM signals WHERE journey_id = $1 ORDER BY id DESC LIMIT $2"

@@ -479,12 +479,12 @@ impl JourneyStore for SqliteStore {
 
     async fn correlations(&self, id: JourneyId) -> Result<Vec<String>, StoreError> {
         self.stats.query();
-        Ok(
-            sqlx::query_scalar("SELECT key FROM correlations WHERE journey_id = ?1 ORDER BY created_at_ms")
-                .bind(id.to_string())
-                .fetch_all(&self.reader)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT key FROM correlations WHERE journey_id = ?1 ORDER BY created_at_ms",
         )
+        .bind(id.to_string())
+        .fetch_all(&self.reader)
+        .await?)
     }
 
     async fn count_by_status(&self) -> Result<Vec<StatusCount>, StoreError> {
@@ -646,8 +646,8 @@ impl WorkStore for SqliteStore {
                     .await?;
             }
             register_correlations(&mut tx, &id, &c.correlations, c.now_ms).await?;
-            let woke = u.status == Status::Waiting
-                && wake_if_signalled(&mut tx, &id, c.now_ms).await?;
+            let woke =
+                u.status == Status::Waiting && wake_if_signalled(&mut tx, &id, c.now_ms).await?;
             out.push(CommitOutcome::Committed {
                 cancel_requested: cancel_pending,
                 woke,
@@ -691,8 +691,10 @@ impl WorkStore for SqliteStore {
         if held.is_empty() {
             return Ok(());
         }
-        let triples: Vec<(String, i64, Option<i64>)> =
-            held.iter().map(|(id, e, r)| (id.to_string(), *e, *r)).collect();
+        let triples: Vec<(String, i64, Option<i64>)> = held
+            .iter()
+            .map(|(id, e, r)| (id.to_string(), *e, *r))
+            .collect();
         let mut tx = self.begin().await?;
         sqlx::query(
             "UPDATE journeys SET ready_at_ms = h.ready, lease_owner = NULL, \
@@ -710,9 +712,11 @@ impl WorkStore for SqliteStore {
 
     async fn next_ready_at(&self) -> Result<Option<i64>, StoreError> {
         self.stats.query();
-        Ok(sqlx::query_scalar("SELECT MIN(ready_at_ms) FROM journeys WHERE ready_at_ms IS NOT NULL")
-            .fetch_one(&self.reader)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(ready_at_ms) FROM journeys WHERE ready_at_ms IS NOT NULL",
+        )
+        .fetch_one(&self.reader)
+        .await?)
     }
 }
 
@@ -720,27 +724,30 @@ impl WorkStore for SqliteStore {
 impl SignalStore for SqliteStore {
     async fn deliver(&self, signal: &NewSignal, now_ms: i64) -> Result<Delivery, StoreError> {
         let mut tx = self.begin().await?;
-        let (journey, addressed_to, correlation): (Option<(String, String)>, Option<String>, Option<String>) =
-            match &signal.target {
-                SignalTarget::Journey(id) => {
-                    let found: Option<(String, String)> =
-                        sqlx::query_as("SELECT id, status FROM journeys WHERE id = ?1")
-                            .bind(id.to_string())
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    (found, Some(id.to_string()), None)
-                }
-                SignalTarget::Correlation(key) => {
-                    let found: Option<(String, String)> = sqlx::query_as(
+        let (journey, addressed_to, correlation): (
+            Option<(String, String)>,
+            Option<String>,
+            Option<String>,
+        ) = match &signal.target {
+            SignalTarget::Journey(id) => {
+                let found: Option<(String, String)> =
+                    sqlx::query_as("SELECT id, status FROM journeys WHERE id = ?1")
+                        .bind(id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                (found, Some(id.to_string()), None)
+            }
+            SignalTarget::Correlation(key) => {
+                let found: Option<(String, String)> = sqlx::query_as(
                         "SELECT j.id, j.status FROM correlations c JOIN journeys j ON j.id = c.journey_id WHERE c.key = ?1",
                     )
                     .bind(key.as_str())
                     .fetch_optional(&mut *tx)
                     .await?;
-                    (found, None, Some(key.as_str().to_owned()))
-                }
-                SignalTarget::Unparsed(raw) => (None, Some(raw.clone()), None),
-            };
+                (found, None, Some(key.as_str().to_owned()))
+            }
+            SignalTarget::Unparsed(raw) => (None, Some(raw.clone()), None),
+        };
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO signals (journey_id, addressed_to, correlation_key, name, payload, dedupe_key, source, received_at_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
@@ -791,7 +798,11 @@ impl SignalStore for SqliteStore {
         Ok(Delivery { signal_id, outcome })
     }
 
-    async fn signals_for(&self, id: JourneyId, limit: u32) -> Result<Vec<SignalRecord>, StoreError> {
+    async fn signals_for(
+        &self,
+        id: JourneyId,
+        limit: u32,
+    ) -> Result<Vec<SignalRecord>, StoreError> {
         self.stats.query();
         let sql = format!(
             "SELECT {SIGNAL_COLUMNS} FROM signals WHERE journey_id = ?1 ORDER BY id DESC LIMIT ?2"
@@ -928,10 +939,12 @@ impl AdminStore for SqliteStore {
             .await?;
         // history_seq = 0 marks "pruned" so the journey is not selected again;
         // the journey row itself (outcome, keys) is kept.
-        sqlx::query("UPDATE journeys SET history_seq = 0 WHERE id IN (SELECT value FROM json_each(?1))")
-            .bind(&ids_json)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE journeys SET history_seq = 0 WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(&ids_json)
+        .execute(&mut *tx)
+        .await?;
         self.commit_tx(tx).await?;
         Ok(ids.len() as u64)
     }
