@@ -885,11 +885,11 @@ async fn committer(worker: Arc<Worker>, mut rx: mpsc::Receiver<Pending>) {
         match outcomes {
             Ok(outcomes) => {
                 worker.shared.metrics.commits.inc();
-                worker
-                    .shared
-                    .metrics
-                    .committed_steps
-                    .add(commits.len() as u64);
+                let written = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, CommitOutcome::Committed { .. }))
+                    .count();
+                worker.shared.metrics.committed_steps.add(written as u64);
                 for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }

@@ -21,7 +21,8 @@ pub struct FakeProvider {
     effects: Mutex<HashMap<String, u32>>,
     in_flight: Mutex<HashSet<String>>,
     pub overlaps: AtomicU64,
-    /// While set, calls park until released (to pause a worker mid-step).
+    /// While set, the next call parks until released (to pause a worker
+    /// mid-step); later calls pass.
     pub gate: Mutex<Option<Arc<Notify>>>,
 }
 
@@ -36,7 +37,8 @@ impl FakeProvider {
         if !self.in_flight.lock().unwrap().insert(slot.to_owned()) {
             self.overlaps.fetch_add(1, Ordering::SeqCst);
         }
-        let gate = self.gate.lock().unwrap().clone();
+        // The gate stops the first caller only (the "paused" worker).
+        let gate = self.gate.lock().unwrap().take();
         if let Some(gate) = gate {
             gate.notified().await;
         } else {
