@@ -13,6 +13,7 @@
 //! See `engine/ARCHITECTURE.md` for the flow of one step from claim to commit.
 #![warn(missing_docs)]
 
+pub mod admin;
 mod clock;
 mod context;
 mod core;
