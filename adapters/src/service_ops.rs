@@ -799,7 +799,7 @@ pub struct Accepted {
 }
 
 /// Wire structures, named after the document's DTOs (`createServiceRequestDTO` is
-/// [`CreateServiceRequestDto`], and so on).
+/// `CreateServiceRequestDto`, and so on).
 pub mod wire {
     use super::*;
 

@@ -547,7 +547,7 @@ fn bad_request(message: &str) -> Response {
     error_response(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, message)
 }
 
-/// The status of a [`Fault::Refusal`] answer, by its code: `UNAUTHORIZED...` 401,
+/// The status of a [`Fault::Refusal`](crate::sim::Fault::Refusal) answer, by its code: `UNAUTHORIZED...` 401,
 /// `FORBIDDEN...` 403, `NOT_ACCEPTABLE...` 406, anything else 400.
 pub fn refusal_status(code: &str) -> StatusCode {
     if code.starts_with(codes::UNAUTHORIZED) {

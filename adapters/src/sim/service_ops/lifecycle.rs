@@ -2,11 +2,11 @@
 //! takes the current time and returns what happened, so the rules are tested with plain
 //! values.
 //!
-//! A request is admitted once per correlation id ([`ChangeBook::submit`]): the first time it
-//! is recorded and scheduled; a repeat of the *same* request is answered like the first
-//! without being applied again; a *different* request under a used id is refused. When its
-//! delay has passed, [`ChangeBook::due`] settles it according to the planned outcome and
-//! returns the event to post:
+//! A request is admitted once per correlation id: the first time it is recorded and
+//! scheduled; a repeat of the *same* request is answered like the first without being
+//! applied again; a *different* request under a used id is refused. When its delay has
+//! passed, the book settles it according to the planned outcome and returns the event to
+//! post:
 //!
 //! | Planned outcome | Create | Update device |
 //! |---|---|---|
