@@ -1256,6 +1256,94 @@ mod tests {
         assert_eq!(ok.problem(), None);
     }
 
+    /// A stand-in provider answering each service type with an odd but possible answer.
+    async fn odd_provider() -> ServiceOpsClient {
+        use axum::Router;
+        use axum::response::IntoResponse;
+        use axum::routing::post;
+
+        let other_id = "0b7e1c6a-3f0e-4a8e-9d55-2f6f7a1e0c11";
+        let router = Router::new().route(
+            "/v3/services/{service_type}",
+            post(
+                move |axum::extract::Path(t): axum::extract::Path<String>| async move {
+                    match t.as_str() {
+                        "tv" => StatusCode::ACCEPTED.into_response(),
+                        "multisim" => (StatusCode::ACCEPTED, "queued").into_response(),
+                        "mobile" => (StatusCode::ACCEPTED, [(CORRELATION_HEADER, other_id)], "{}")
+                            .into_response(),
+                        "security" => (StatusCode::OK, "{}").into_response(),
+                        _ => (
+                            StatusCode::BAD_REQUEST,
+                            r#"{"code":4001,"message":"line 0712755777 is barred"}"#,
+                        )
+                            .into_response(),
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let base = url::Url::parse(&format!("http://{addr}/")).unwrap();
+        ServiceOpsClient::new(&ServiceOpsConfig::new(base, SecretString::from("t"))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn odd_answers_are_classified_safely() {
+        let client = odd_provider().await;
+        let id = CorrelationId::for_step("j", "s");
+        let call = |t| {
+            let client = client.clone();
+            async move {
+                let request = CreateService {
+                    service_type: t,
+                    service_id: None,
+                    service_details: ServiceDetails::for_customer("C-1"),
+                };
+                client.create_service(&id, &request).await
+            }
+        };
+        // The document gives the 202 no schema: no body, or an unreadable one, is still an
+        // acceptance.
+        for t in [ServiceType::Tv, ServiceType::Multisim] {
+            assert_eq!(
+                call(t).await.unwrap(),
+                Accepted {
+                    correlation_id: id,
+                    reference: None
+                }
+            );
+        }
+        // An answer about another request, or a status we did not expect: it may have been
+        // accepted, so re-send with the same id.
+        for t in [ServiceType::Mobile, ServiceType::Security] {
+            let err = call(t).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ProviderError::Protocol {
+                        effect_possible: true,
+                        ..
+                    }
+                ),
+                "{t}: {err:?}"
+            );
+            assert_eq!(err.class(), crate::ErrorClass::OutcomeUnknown);
+        }
+        // A numeric code is kept; the message is sanitized.
+        let err = call(ServiceType::Datasharing).await.unwrap_err();
+        assert_eq!(
+            err,
+            ProviderError::Rejected {
+                provider: Provider::ServiceOps,
+                operation: CREATE_SERVICE,
+                status: Some(StatusCode::BAD_REQUEST),
+                message: "line 07******77 is barred (code 4001)".into(),
+            }
+        );
+    }
+
     #[test]
     fn debug_masks_personal_data() {
         let mut d = ServiceDetails::for_customer("C-1");
