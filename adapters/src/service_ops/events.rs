@@ -29,7 +29,7 @@ use std::fmt;
 use http::StatusCode;
 use url::Url;
 
-use super::{CorrelationId, ServiceId, parse_hyphenated, valid_id};
+use super::{CorrelationId, ServiceId, parse_hyphenated};
 use crate::redact::scrub_parser_message;
 
 /// Path segment of the success event, appended to the callback base URL.
@@ -291,18 +291,18 @@ pub fn parse_event(
     if title.chars().count() > MAX_EVENT_TITLE_CHARS {
         return invalid("title", "must be at most 1024 characters");
     }
-    if !valid_id(&service_id) {
+    let Ok(service_id) = ServiceId::new(service_id) else {
         return invalid(
             "service_id",
             "must be 1 to 128 characters without whitespace or control characters",
         );
-    }
+    };
     Ok(ServiceEvent {
         kind,
         correlation_id,
         code,
         title,
-        service_id: ServiceId(service_id),
+        service_id,
     })
 }
 
