@@ -13,6 +13,8 @@
 //! - [`redact`]: masking of MSISDNs and sanitizing of provider messages.
 //! - Provider clients: [`mobitel`] (Charging as a Service). Reach, Al-Qimah, Mobily and
 //!   service operations follow the same pattern (see `adapters/README.md`).
+//! - [`service_ops`]: service operations v3 (create a service, update a service device)
+//!   and the parsers of its `success_event` / `error_event` callbacks.
 //! - [`sim`]: the simulators, their shared framework (ledger of effects, fault plans,
 //!   callback delivery) and [`sim::Simulators`] to start them all.
 //!
@@ -53,9 +55,12 @@ pub mod error;
 pub mod http;
 pub mod mobitel;
 pub mod redact;
+pub mod service_ops;
 pub mod sim;
 pub mod token;
 
+pub use config::ServiceOpsConfig;
 pub use config::{ConfigError, HttpSettings, MobitelConfig, ProvidersConfig};
 pub use error::{ErrorClass, Operation, Provider, ProviderError};
 pub use mobitel::{ConfirmOutcome, MobitelClient};
+pub use service_ops::ServiceOpsClient;

@@ -22,6 +22,7 @@ pub mod fault;
 pub mod ledger;
 pub mod mobitel;
 mod server;
+pub mod service_ops;
 
 use std::io;
 
@@ -40,6 +41,9 @@ pub use self::server::{
     ConnHandle, MAX_REQUEST_BYTES, REQUEST_LOG_CAPACITY, RecordedRequest, RequestLog, SimListener,
     SimStream,
 };
+pub use self::service_ops::{
+    EventOutcome, ServiceOpsBehaviour, ServiceOpsSim, ServiceOpsSimConfig,
+};
 use crate::config::ProvidersConfig;
 use crate::error::Provider;
 
@@ -50,6 +54,9 @@ pub struct SimulatorsConfig {
     /// The Mobitel simulator.
     pub mobitel: MobitelSimConfig,
     // Colleagues: `reach`, `alqimah`, `mobily`, `service_ops` sections go here.
+    /// The service operations simulator; its `callback_base_url` is where it posts
+    /// `success_event` / `error_event` (the engine's ingress).
+    pub service_ops: ServiceOpsSimConfig,
 }
 
 impl SimulatorsConfig {
@@ -58,6 +65,8 @@ impl SimulatorsConfig {
         let mut config = Self::default();
         config.mobitel.faults = FaultPlan::chaos(seed, slow_ms);
         config.mobitel.seed = seed;
+        config.service_ops.faults = FaultPlan::chaos(seed, slow_ms);
+        config.service_ops.seed = seed;
         config
     }
 }
@@ -68,6 +77,8 @@ impl SimulatorsConfig {
 pub struct Simulators {
     /// Mobitel Charging as a Service.
     pub mobitel: MobitelSim,
+    /// Service operations v3.
+    pub service_ops: ServiceOpsSim,
 }
 
 impl Simulators {
@@ -75,12 +86,16 @@ impl Simulators {
     pub async fn start(config: SimulatorsConfig) -> io::Result<Self> {
         Ok(Self {
             mobitel: MobitelSim::start(config.mobitel).await?,
+            service_ops: ServiceOpsSim::start(config.service_ops).await?,
         })
     }
 
     /// Each simulator's provider and base URL.
     pub fn urls(&self) -> Vec<(Provider, Url)> {
-        vec![(Provider::Mobitel, self.mobitel.base_url().clone())]
+        vec![
+            (Provider::Mobitel, self.mobitel.base_url().clone()),
+            (Provider::ServiceOps, self.service_ops.base_url().clone()),
+        ]
     }
 
     /// Client configuration pointing every provider at its simulator, with the credentials
@@ -88,6 +103,7 @@ impl Simulators {
     pub fn providers_config(&self) -> ProvidersConfig {
         ProvidersConfig {
             mobitel: Some(self.mobitel.client_config()),
+            service_ops: Some(self.service_ops.client_config()),
         }
     }
 }
