@@ -1,0 +1,61 @@
+//! The provider callback ingress: each provider's routes, mounted beside the
+//! engine's generic `POST /journeys/{id}/signals/{name}`.
+//!
+//! Every route follows the engine's ingress rules
+//! ([`handover_engine::ingress`]): persisted before the 2xx, 413 before
+//! parsing, 401/400 with nothing written, duplicates acknowledged and
+//! ignored, unknown keys stored and reported, 503 when the store is down.
+//!
+//! | route | provider | becomes |
+//! |---|---|---|
+//! | `POST /callbacks/service-ops/success_event`, `/error_event` | service operations | signal `service-ops.event` to the journey with that `Request-Correlation-Id` |
+//! | `POST /journeys/{id}/signals/{name}` | customer apps (bearer token) | signal `name` to journey `id` |
+//!
+//! [`router`] is what `handover serve` listens with; embedders mount it in
+//! their own axum service.
+
+pub mod service_ops;
+
+use axum::Router;
+use handover_engine::Engine;
+use handover_engine::ingress::{self, DEFAULT_BODY_LIMIT_BYTES, IngressConfig};
+use secrecy::SecretString;
+
+/// The ingress's settings.
+#[derive(Clone)]
+pub struct IngressSettings {
+    /// Bearer tokens of customer-facing apps (the generic signal route).
+    pub app_tokens: Vec<SecretString>,
+    /// The largest accepted body on the generic route.
+    pub body_limit_bytes: usize,
+}
+
+impl std::fmt::Debug for IngressSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngressSettings")
+            .field(
+                "app_tokens",
+                &format!("[{} redacted]", self.app_tokens.len()),
+            )
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .finish()
+    }
+}
+
+impl Default for IngressSettings {
+    fn default() -> Self {
+        Self {
+            app_tokens: Vec::new(),
+            body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+        }
+    }
+}
+
+/// Every ingress route, sharing `engine`.
+pub fn router(engine: Engine, settings: &IngressSettings) -> Router {
+    let generic = IngressConfig {
+        app_tokens: settings.app_tokens.clone(),
+        body_limit_bytes: settings.body_limit_bytes,
+    };
+    ingress::router(engine.clone(), &generic).merge(service_ops::routes(engine))
+}
