@@ -36,6 +36,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let result = match cli.command {
+        Command::Serve(args) => cli::serve::run(&cli.db, args).await.map(|()| String::new()),
         Command::Journeys(command) => match tools_engine(&cli.db).await {
             Ok(engine) => cli::journeys::run(&engine, command).await,
             Err(e) => Err(e),
@@ -44,7 +45,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(text) => {
             print!("{text}");
-            if !text.ends_with('\n') {
+            if !text.is_empty() && !text.ends_with('\n') {
                 println!();
             }
             ExitCode::SUCCESS

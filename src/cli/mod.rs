@@ -1,6 +1,7 @@
 //! The `handover` command line: arguments and dispatch.
 
 pub mod journeys;
+pub mod serve;
 pub mod table;
 
 use clap::{Args, Parser, Subcommand};
@@ -30,6 +31,8 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the engine, its workers, the callback ingress and the admin API.
+    Serve(serve::ServeArgs),
     /// Find, inspect and repair journeys.
     #[command(subcommand)]
     Journeys(JourneysCommand),
