@@ -28,6 +28,7 @@ mod metrics;
 mod model;
 mod registry;
 mod retry;
+pub mod schedule;
 mod sensitive;
 pub mod store;
 mod worker;
@@ -43,7 +44,7 @@ pub use ids::{
     Actor, BusinessKey, BusinessKeyKind, CorrelationKey, IdempotencyKey, JourneyId, SignalName,
     mask_msisdn,
 };
-pub use metrics::{Counter, Histogram, Metrics};
+pub use metrics::{Counter, Gauge, Histogram, Metrics};
 pub use model::{
     CancelRequest, Commit, CommitOutcome, Ending, HistoryEntry, HistoryKind, JourneyRecord,
     SignalRecord, Status,

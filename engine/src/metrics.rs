@@ -32,6 +32,22 @@ impl Counter {
     }
 }
 
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    /// Sets it.
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Upper bounds of the step-latency buckets, in milliseconds.
 const BUCKETS_MS: [i64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 5_000, 30_000];
 
@@ -99,6 +115,8 @@ pub struct Metrics {
     pub needs_attention: Counter,
     /// Journeys that ended (completed, failed or cancelled).
     pub journeys_ended: Counter,
+    /// Journeys and callbacks that needed a person at the last sweep.
+    pub stuck: Gauge,
 }
 
 impl Metrics {
@@ -203,6 +221,11 @@ impl Metrics {
                 counter.get()
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP handover_stuck Journeys and callbacks needing a person at the last sweep.\n# TYPE handover_stuck gauge\nhandover_stuck {}",
+            self.stuck.get()
+        );
         let name = "handover_step_duration_ms";
         let _ = writeln!(
             out,

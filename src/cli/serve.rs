@@ -11,6 +11,7 @@ use clap::Args;
 use handover_adapters::ProvidersConfig;
 use handover_adapters::sim::{Simulators, SimulatorsConfig};
 use handover_engine::api::{self, AdminConfig};
+use handover_engine::schedule::Scheduler;
 use handover_engine::{Engine, WorkerConfig};
 use handover_workflows::ingress::{self, IngressSettings};
 use handover_workflows::{Providers, registry};
@@ -49,6 +50,12 @@ pub struct ServeArgs {
     /// A name for this node in leases and logs.
     #[arg(long, env = "HANDOVER_NODE", default_value = "node")]
     pub node: String,
+    /// Days the history of ended journeys is kept (pruned nightly).
+    #[arg(long, default_value_t = 30)]
+    pub retention_days: u64,
+    /// When the stuck sweep runs (cron, six fields, seconds first).
+    #[arg(long, default_value = "0 * * * * *")]
+    pub sweep_cron: String,
 }
 
 /// Secrets that come from the environment only (never flags: they would
@@ -126,6 +133,15 @@ pub async fn run(db: &str, args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding the admin API to {}", args.admin_addr))?;
     let worker = engine.run_worker();
+    let scheduler = handover_workflows::schedules(
+        Scheduler::new(&engine, &args.node).with_builtins(
+            &args.sweep_cron,
+            Duration::from_secs(args.retention_days * 86_400),
+        )?,
+        &providers,
+    )?
+    .start()
+    .await?;
     eprintln!(
         "handover serve: node {} ({}) on {}\n  ingress  http://{}  (providers reach it as {public})\n  admin    http://{}/admin  and /metrics\n  journeys {}",
         worker.owner(),
@@ -159,6 +175,7 @@ pub async fn run(db: &str, args: ServeArgs) -> Result<()> {
     });
     shutdown_signal().await;
     eprintln!("handover serve: stopping (running steps finish first)");
+    scheduler.shutdown().await;
     worker.shutdown(Duration::from_secs(30)).await;
     shutdown.notify_waiters();
     let _ = tokio::time::timeout(Duration::from_secs(5), ingress_task).await;

