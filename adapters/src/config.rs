@@ -43,6 +43,9 @@ use url::Url;
 use crate::error::Provider;
 use crate::redact::{sanitize_message, scrub_parser_message};
 
+mod alqimah;
+pub use self::alqimah::AlQimahConfig;
+
 /// Upper bound for any configured timeout or wait, in milliseconds (5 minutes).
 pub const MAX_TIMEOUT_MS: u64 = 300_000;
 
@@ -211,7 +214,8 @@ pub struct ProvidersConfig {
     /// Mobitel Charging as a Service.
     pub mobitel: Option<MobitelConfig>,
     // pub reach: Option<ReachConfig>,
-    // pub alqimah: Option<AlQimahConfig>,
+    /// Al-Qimah payment platform REST API.
+    pub alqimah: Option<AlQimahConfig>,
     // pub mobily: Option<MobilyConfig>,
     // pub service_ops: Option<ServiceOpsConfig>,
 }
@@ -258,6 +262,7 @@ impl ProvidersConfig {
         }
         Ok(Self {
             mobitel: load_section::<MobitelSection>(&table, env)?,
+            alqimah: load_section::<alqimah::AlQimahSection>(&table, env)?,
         })
     }
 }

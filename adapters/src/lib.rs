@@ -13,6 +13,8 @@
 //! - [`redact`]: masking of MSISDNs and sanitizing of provider messages.
 //! - Provider clients: [`mobitel`] (Charging as a Service). Reach, Al-Qimah, Mobily and
 //!   service operations follow the same pattern (see `adapters/README.md`).
+//! - [`alqimah`]: the Al-Qimah payment platform (login token, payments with pending
+//!   re-checks, reconciliation by `TransactionID`, the inbound webhook parser).
 //! - [`sim`]: the simulators, their shared framework (ledger of effects, fault plans,
 //!   callback delivery) and [`sim::Simulators`] to start them all.
 //!
@@ -48,6 +50,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod alqimah;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -56,6 +59,7 @@ pub mod redact;
 pub mod sim;
 pub mod token;
 
-pub use config::{ConfigError, HttpSettings, MobitelConfig, ProvidersConfig};
+pub use alqimah::AlQimahClient;
+pub use config::{AlQimahConfig, ConfigError, HttpSettings, MobitelConfig, ProvidersConfig};
 pub use error::{ErrorClass, Operation, Provider, ProviderError};
 pub use mobitel::{ConfirmOutcome, MobitelClient};
