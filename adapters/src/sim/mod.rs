@@ -17,6 +17,7 @@
 //!
 //! [`Simulators`] starts all of them at once for `handover sim` and the demo.
 
+pub mod alqimah;
 pub mod callback;
 pub mod fault;
 pub mod ledger;
@@ -27,6 +28,7 @@ use std::io;
 
 use url::Url;
 
+pub use self::alqimah::{AlQimahBehaviour, AlQimahSim, AlQimahSimConfig};
 pub use self::callback::{
     Callback, CallbackSender, CallbackSettings, Delivery, DeliveryPlan, SentCallback,
 };
@@ -49,6 +51,9 @@ use crate::error::Provider;
 pub struct SimulatorsConfig {
     /// The Mobitel simulator.
     pub mobitel: MobitelSimConfig,
+    /// The Al-Qimah simulator; its `webhook_url` is the knob for where webhooks go (the
+    /// engine's ingress).
+    pub alqimah: AlQimahSimConfig,
     // Colleagues: `reach`, `alqimah`, `mobily`, `service_ops` sections go here.
 }
 
@@ -58,6 +63,8 @@ impl SimulatorsConfig {
         let mut config = Self::default();
         config.mobitel.faults = FaultPlan::chaos(seed, slow_ms);
         config.mobitel.seed = seed;
+        config.alqimah.faults = FaultPlan::chaos(seed, slow_ms);
+        config.alqimah.seed = seed;
         config
     }
 }
@@ -68,6 +75,8 @@ impl SimulatorsConfig {
 pub struct Simulators {
     /// Mobitel Charging as a Service.
     pub mobitel: MobitelSim,
+    /// Al-Qimah payment platform.
+    pub alqimah: AlQimahSim,
 }
 
 impl Simulators {
@@ -75,12 +84,16 @@ impl Simulators {
     pub async fn start(config: SimulatorsConfig) -> io::Result<Self> {
         Ok(Self {
             mobitel: MobitelSim::start(config.mobitel).await?,
+            alqimah: AlQimahSim::start(config.alqimah).await?,
         })
     }
 
     /// Each simulator's provider and base URL.
     pub fn urls(&self) -> Vec<(Provider, Url)> {
-        vec![(Provider::Mobitel, self.mobitel.base_url().clone())]
+        vec![
+            (Provider::Mobitel, self.mobitel.base_url().clone()),
+            (Provider::AlQimah, self.alqimah.base_url().clone()),
+        ]
     }
 
     /// Client configuration pointing every provider at its simulator, with the credentials
@@ -88,7 +101,7 @@ impl Simulators {
     pub fn providers_config(&self) -> ProvidersConfig {
         ProvidersConfig {
             mobitel: Some(self.mobitel.client_config()),
-            alqimah: None,
+            alqimah: Some(self.alqimah.client_config()),
         }
     }
 }
