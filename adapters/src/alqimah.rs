@@ -144,9 +144,10 @@ use self::login::Login;
 pub use self::login::login_token;
 pub use self::refusal::{CallKind, RefusalReason, classify_refusal};
 pub use self::types::{
-    AgentBalance, Amount, GameFields, MAX_AMOUNT, MAX_QUANTITY, MAX_TRANSACTION_ID, MobileNumber,
-    OperationReport, OperationStatus, PaymentRequest, Price, Product, ProductCode, Quantity,
-    Reconciled, ReferenceId, ServiceRef, StatusLookup, TransactionId, WebHookCode,
+    AgentBalance, Amount, GameFields, MAX_AMOUNT, MAX_CODE_CHARS, MAX_FIELD_VALUE_CHARS,
+    MAX_GAME_FIELDS, MAX_QUANTITY, MAX_TRANSACTION_ID, MobileNumber, OperationReport,
+    OperationStatus, PaymentRequest, Price, Product, ProductCode, Quantity, Reconciled,
+    ReferenceId, ServiceRef, StatusLookup, TransactionId, WEBHOOK_CODE_CHARS, WebHookCode,
 };
 pub use self::webhook::{Webhook, WebhookError, WebhookKey, parse_webhook};
 use crate::config::AlQimahConfig;

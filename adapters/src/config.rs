@@ -43,7 +43,7 @@ use url::Url;
 use crate::error::Provider;
 use crate::redact::{sanitize_message, scrub_parser_message};
 
-mod alqimah;
+pub mod alqimah;
 pub use self::alqimah::AlQimahConfig;
 
 /// Upper bound for any configured timeout or wait, in milliseconds (5 minutes).

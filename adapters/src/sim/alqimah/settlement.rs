@@ -5,10 +5,11 @@
 //! A payment that passed every check is opened with a [`PaymentScript`]: final at once
 //! (`operationStatus` 1 or 0), or pending (-1) until it settles to its final state after a
 //! delay, after a number of status queries, or when the back office says so
-//! ([`SettleAfter`]). The script is the next one queued ([`OperationBook::script_next`]),
-//! or drawn from the [`SettlementRules`]. A `TransactionID` is opened at most once, ever
-//! (within the book's bound): the caller checks [`OperationBook::contains`] first and
-//! [`OperationBook::open`] refuses a duplicate anyway.
+//! ([`SettleAfter`]). The script is the next one queued
+//! ([`AlQimahSim::script_next_payment`](super::AlQimahSim::script_next_payment)), or drawn
+//! from the behaviour's [`PendingMode`]. A `TransactionID` is opened at most once, ever
+//! (within the book's bound): the simulator checks for a duplicate before taking any money,
+//! and the book refuses one anyway.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
