@@ -1,2 +1,57 @@
 //! The `handover` command line.
-fn main() {}
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use handover_engine::{Engine, Registry};
+use tracing_subscriber::EnvFilter;
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// An engine on `db` that can read and repair every journey type (it runs no
+/// worker: `handover serve` does).
+async fn tools_engine(db: &str) -> anyhow::Result<Engine> {
+    let store = handover_engine::store::connect(db).await?;
+    let registry: Registry = handover_workflows::registry_for_tools();
+    Ok(Engine::builder(store).registry(registry).build().await?)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let result = match cli.command {
+        Command::Journeys(command) => match tools_engine(&cli.db).await {
+            Ok(engine) => cli::journeys::run(&engine, command).await,
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

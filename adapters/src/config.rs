@@ -204,6 +204,35 @@ impl MobitelConfig {
     }
 }
 
+/// Service operations v3 (`[service_ops]`, `HANDOVER_SERVICE_OPS_*`).
+///
+/// ```toml
+/// [service_ops]
+/// base_url = "https://api.provider.example"
+/// api_token = "..."            # or HANDOVER_SERVICE_OPS_API_TOKEN
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServiceOpsConfig {
+    /// Scheme, host and optional path prefix; the client appends `/v3/services/...`.
+    pub base_url: Url,
+    /// The token sent as `Authorization: Bearer <api_token>`. Secret.
+    pub api_token: SecretString,
+    /// HTTP layer settings.
+    pub http: HttpSettings,
+}
+
+impl ServiceOpsConfig {
+    /// A configuration with default HTTP settings.
+    pub fn new(base_url: Url, api_token: SecretString) -> Self {
+        Self {
+            base_url,
+            api_token,
+            http: HttpSettings::default(),
+        }
+    }
+}
+
 // Colleagues: `ReachConfig`, `AlQimahConfig`, `MobilyConfig` and `ServiceOpsConfig` go here,
 // each with its raw `...Section` below.
 
@@ -217,7 +246,8 @@ pub struct ProvidersConfig {
     /// Al-Qimah payment platform REST API.
     pub alqimah: Option<AlQimahConfig>,
     // pub mobily: Option<MobilyConfig>,
-    // pub service_ops: Option<ServiceOpsConfig>,
+    /// Service operations v3.
+    pub service_ops: Option<ServiceOpsConfig>,
 }
 
 impl ProvidersConfig {
@@ -263,6 +293,7 @@ impl ProvidersConfig {
         Ok(Self {
             mobitel: load_section::<MobitelSection>(&table, env)?,
             alqimah: load_section::<alqimah::AlQimahSection>(&table, env)?,
+            service_ops: load_section::<ServiceOpsSection>(&table, env)?,
         })
     }
 }
@@ -439,6 +470,46 @@ impl Section for MobitelSection {
         Ok(MobitelConfig {
             base_url,
             client_id,
+            http: self.http,
+        })
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceOpsSection {
+    base_url: Option<String>,
+    api_token: Option<SecretString>,
+    #[serde(default)]
+    http: HttpSettings,
+}
+
+impl Section for ServiceOpsSection {
+    const PROVIDER: Provider = Provider::ServiceOps;
+    type Config = ServiceOpsConfig;
+
+    fn apply_env(&mut self, env: &Env<'_>) -> Result<bool, ConfigError> {
+        let any = env.any(&["base_url", "api_token"]) || env.any(&HTTP_FIELDS);
+        if let Some(v) = env.string("base_url") {
+            self.base_url = Some(v);
+        }
+        if let Some(v) = env.secret("api_token") {
+            self.api_token = Some(v);
+        }
+        self.http.apply_env(env)?;
+        Ok(any)
+    }
+
+    fn build(self) -> Result<ServiceOpsConfig, ConfigError> {
+        let base_url = parse_base_url(Self::PROVIDER, self.base_url)?;
+        let api_token = self.api_token.ok_or(ConfigError::Missing {
+            provider: Self::PROVIDER,
+            field: "api_token",
+        })?;
+        self.http.validate(Self::PROVIDER)?;
+        Ok(ServiceOpsConfig {
+            base_url,
+            api_token,
             http: self.http,
         })
     }

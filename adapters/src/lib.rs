@@ -15,6 +15,8 @@
 //!   service operations follow the same pattern (see `adapters/README.md`).
 //! - [`alqimah`]: the Al-Qimah payment platform (login token, payments with pending
 //!   re-checks, reconciliation by `TransactionID`, the inbound webhook parser).
+//! - [`service_ops`]: service operations v3 (create a service, update a service device)
+//!   and the parsers of its `success_event` / `error_event` callbacks.
 //! - [`sim`]: the simulators, their shared framework (ledger of effects, fault plans,
 //!   callback delivery) and [`sim::Simulators`] to start them all.
 //!
@@ -56,10 +58,14 @@ pub mod error;
 pub mod http;
 pub mod mobitel;
 pub mod redact;
+pub mod service_ops;
 pub mod sim;
 pub mod token;
 
 pub use alqimah::AlQimahClient;
-pub use config::{AlQimahConfig, ConfigError, HttpSettings, MobitelConfig, ProvidersConfig};
+pub use config::AlQimahConfig;
+pub use config::ServiceOpsConfig;
+pub use config::{ConfigError, HttpSettings, MobitelConfig, ProvidersConfig};
 pub use error::{ErrorClass, Operation, Provider, ProviderError};
 pub use mobitel::{ConfirmOutcome, MobitelClient};
+pub use service_ops::ServiceOpsClient;

@@ -81,11 +81,11 @@ impl<W: Workflow> StepCtx<W> {
     }
 
     /// Whether this step may already have sent its request before: a
-    /// previous attempt failed, or the worker running it was lost. An
-    /// effectful step that sees `true` asks the provider for the status of
-    /// its idempotency key before re-sending.
+    /// previous attempt failed (also when an operator retried it), or the
+    /// worker running it was lost. An effectful step that sees `true` asks the
+    /// provider for the status of its idempotency key before re-sending.
     pub fn may_have_run_before(&self) -> bool {
-        self.facts.attempt > 1 || self.facts.recovered
+        self.facts.attempt > 1 || self.facts.recovered || self.facts.last_error_kind.is_some()
     }
 
     /// Whether the previous attempt ended with "outcome unknown".
@@ -158,7 +158,7 @@ impl<W: Workflow> StepCtx<W> {
                 "a journey may hold at most {MAX_COMPENSATIONS} compensations"
             )));
         }
-        let value = serde_json::to_value(&compensation)
+        let value = serde_json::to_value(compensation)
             .map_err(|e| StepError::terminal(format!("compensation does not serialize: {e}")))?;
         self.effects.compensations.push(value);
         Ok(())

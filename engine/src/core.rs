@@ -117,7 +117,7 @@ pub(crate) fn plan(row: &JourneyRecord, pending: &[SignalRecord], now_ms: i64) -
         );
         let noted = vec![Pending {
             kind: HistoryKind::DeadlinePassed,
-            step: step.clone(),
+            step,
             detail: json!({ "deadline": from_ms(deadline).to_rfc3339() }),
         }];
         return Plan::Apply(begin_ending(
@@ -195,7 +195,7 @@ pub(crate) fn plan(row: &JourneyRecord, pending: &[SignalRecord], now_ms: i64) -
                     signal: Some(signal),
                     on_success: vec![Pending {
                         kind: HistoryKind::SignalReceived,
-                        step: step.clone(),
+                        step,
                         detail,
                     }],
                     always,
@@ -207,7 +207,7 @@ pub(crate) fn plan(row: &JourneyRecord, pending: &[SignalRecord], now_ms: i64) -
                         let mut always = always;
                         always.push(Pending {
                             kind: HistoryKind::WaitTimedOut,
-                            step: step.clone(),
+                            step,
                             detail: json!({
                                 "waited_for": row.wait_signals.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
                                 "until": from_ms(wake).to_rfc3339(),
@@ -227,7 +227,7 @@ pub(crate) fn plan(row: &JourneyRecord, pending: &[SignalRecord], now_ms: i64) -
                         signal: None,
                         on_success: vec![Pending {
                             kind: HistoryKind::TimerFired,
-                            step: step.clone(),
+                            step,
                             detail: json!({
                                 "due": from_ms(wake).to_rfc3339(),
                                 "late_ms": now_ms - wake,
@@ -688,7 +688,7 @@ pub(crate) fn compensation_name(c: &Value) -> String {
 }
 
 /// Stops the journey until a person acts.
-fn needs_attention(
+pub(crate) fn needs_attention(
     row: &JourneyRecord,
     mut update: JourneyUpdate,
     reason: String,
@@ -696,7 +696,8 @@ fn needs_attention(
     mut history: Vec<HistoryEntry>,
 ) -> Decision {
     let _ = row;
-    update.attention = Some(reason.clone());
+    let detail = json!({ "reason": &reason });
+    update.attention = Some(reason);
     update.status = Status::NeedsAttention;
     update.ready = Ready::Never;
     let step = Some(update.step_name.clone());
@@ -707,7 +708,7 @@ fn needs_attention(
         Pending {
             kind: HistoryKind::NeedsAttention,
             step,
-            detail: json!({ "reason": reason }),
+            detail,
         },
     );
     Decision {
@@ -727,7 +728,8 @@ pub(crate) fn begin_ending(
     noted: Vec<Pending>,
 ) -> Decision {
     let mut history = number(&mut update.history_seq, now_ms, noted, None);
-    update.failure = Some(reason.clone());
+    let reason_detail = json!(&reason);
+    update.failure = Some(reason);
     update.ending = Some(ending);
     update.wait_signals.clear();
     update.wait_on_timeout = None;
@@ -754,7 +756,7 @@ pub(crate) fn begin_ending(
             kind: HistoryKind::CompensationStarted,
             step: None,
             detail: json!({
-                "reason": reason,
+                "reason": reason_detail,
                 "ending": ending.as_str(),
                 "order": order,
             }),
@@ -1044,7 +1046,7 @@ mod tests {
         assert_eq!(d.history[0].attempt, Some(1));
 
         // Not due yet: the claimer waits.
-        let mut r2 = r.clone();
+        let mut r2 = r;
         d.update.apply_to(&mut r2, NOW + 7, 0);
         assert_eq!(
             plan(&r2, &[], NOW + 100),
@@ -1113,7 +1115,7 @@ mod tests {
         );
         assert_eq!(d.update.status, Status::Waiting);
         assert_eq!(d.update.ready, Ready::At(NOW + 60_000));
-        let mut waiting = r.clone();
+        let mut waiting = r;
         d.update.apply_to(&mut waiting, NOW, 0);
 
         // A signal for another wait is not delivered; one for this wait is,
@@ -1193,7 +1195,7 @@ mod tests {
             &describe,
         );
         assert_eq!(d.consumed_signal, None);
-        let mut retrying = r.clone();
+        let mut retrying = r;
         d.update.apply_to(&mut retrying, NOW, 0);
         let run = run_of(plan(&retrying, &pending, NOW + 10_000));
         assert_eq!(run.wake, Wake::Retry);
@@ -1217,7 +1219,7 @@ mod tests {
             d.history.last().unwrap().detail["order"],
             json!(["CancelOrder", "VoidPayment"])
         );
-        let mut comp = r.clone();
+        let mut comp = r;
         d.update.apply_to(&mut comp, NOW, 0);
         match plan(&comp, &[], NOW) {
             Plan::RunCompensation {

@@ -510,13 +510,13 @@ impl Engine {
         let owner = format!("repair-{}", uuid::Uuid::new_v4().simple());
         let now = self.now_ms();
         let ttl = duration_ms(self.worker.lease_ttl);
-        let row = match self
+        let (row, previous_ready) = match self
             .shared
             .store
             .lease_one(id, &owner, now, now + ttl)
             .await?
         {
-            LeaseOne::Leased(row) => *row,
+            LeaseOne::Leased(row, previous_ready) => (*row, previous_ready),
             LeaseOne::Busy { owner, until_ms } => {
                 return Err(EngineError::Busy {
                     id,
@@ -529,16 +529,11 @@ impl Engine {
         let mut decision = match change(&row, now) {
             Ok(decision) => decision,
             Err(e) => {
-                let ready = if row.status.is_terminal() || row.status == Status::NeedsAttention {
-                    None
-                } else {
-                    Some(now)
-                };
+                // Refused: give the journey back exactly as it was.
                 self.shared
                     .store
-                    .release(&owner, &[(row.id, row.lease_epoch, ready)])
+                    .release(&owner, &[(row.id, row.lease_epoch, previous_ready)])
                     .await?;
-                self.shared.wake.notify_one();
                 return Err(e);
             }
         };

@@ -9,16 +9,21 @@
 //! - [`Engine`]: start journeys, send signals, run workers.
 //! - [`Workflow`], [`StepCtx`], [`Transition`], [`Wait`]: what a journey author writes.
 //! - [`store`]: SQLite (embedded default) and Postgres (multi-node) behind narrow traits.
+//! - [`ingress`]: the HTTP routes that turn callbacks and customer actions into signals.
+//! - [`admin`] and [`api`]: find, inspect and repair journeys (library and HTTP).
 //!
 //! See `engine/ARCHITECTURE.md` for the flow of one step from claim to commit.
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod api;
 mod clock;
 mod context;
 mod core;
 mod engine;
 mod error;
 mod ids;
+pub mod ingress;
 mod metrics;
 mod model;
 mod registry;

@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
-use serde_json::json;
 use tokio::sync::{Mutex, Notify, Semaphore, mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{Instrument, debug, error, info_span, warn};
@@ -709,25 +708,7 @@ async fn run_step(
 }
 
 fn attention(row: &JourneyRecord, reason: String, now: i64) -> Decision {
-    let mut update = JourneyUpdate::unchanged(row);
-    update.status = crate::Status::NeedsAttention;
-    update.attention = Some(reason.clone());
-    update.ready = Ready::Never;
-    update.history_seq += 1;
-    Decision {
-        history: vec![crate::model::HistoryEntry {
-            seq: update.history_seq,
-            at_ms: now,
-            kind: crate::model::HistoryKind::NeedsAttention,
-            step: Some(row.step_name.clone()),
-            attempt: Some(row.attempt),
-            duration_ms: None,
-            detail: json!({ "reason": reason }),
-            state: None,
-        }],
-        update,
-        consumed_signal: None,
-    }
+    core::needs_attention(row, JourneyUpdate::unchanged(row), reason, now, vec![])
 }
 
 async fn run_compensation(
@@ -885,11 +866,11 @@ async fn committer(worker: Arc<Worker>, mut rx: mpsc::Receiver<Pending>) {
         match outcomes {
             Ok(outcomes) => {
                 worker.shared.metrics.commits.inc();
-                worker
-                    .shared
-                    .metrics
-                    .committed_steps
-                    .add(commits.len() as u64);
+                let written = outcomes
+                    .iter()
+                    .filter(|o| matches!(o, CommitOutcome::Committed { .. }))
+                    .count();
+                worker.shared.metrics.committed_steps.add(written as u64);
                 for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }

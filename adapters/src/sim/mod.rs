@@ -23,6 +23,7 @@ pub mod fault;
 pub mod ledger;
 pub mod mobitel;
 mod server;
+pub mod service_ops;
 
 use std::io;
 
@@ -42,6 +43,9 @@ pub use self::server::{
     ConnHandle, MAX_REQUEST_BYTES, REQUEST_LOG_CAPACITY, RecordedRequest, RequestLog, SimListener,
     SimStream,
 };
+pub use self::service_ops::{
+    EventOutcome, ServiceOpsBehaviour, ServiceOpsSim, ServiceOpsSimConfig,
+};
 use crate::config::ProvidersConfig;
 use crate::error::Provider;
 
@@ -55,6 +59,9 @@ pub struct SimulatorsConfig {
     /// engine's ingress).
     pub alqimah: AlQimahSimConfig,
     // Colleagues: `reach`, `alqimah`, `mobily`, `service_ops` sections go here.
+    /// The service operations simulator; its `callback_base_url` is where it posts
+    /// `success_event` / `error_event` (the engine's ingress).
+    pub service_ops: ServiceOpsSimConfig,
 }
 
 impl SimulatorsConfig {
@@ -65,6 +72,8 @@ impl SimulatorsConfig {
         config.mobitel.seed = seed;
         config.alqimah.faults = FaultPlan::chaos(seed, slow_ms);
         config.alqimah.seed = seed;
+        config.service_ops.faults = FaultPlan::chaos(seed, slow_ms);
+        config.service_ops.seed = seed;
         config
     }
 }
@@ -77,6 +86,8 @@ pub struct Simulators {
     pub mobitel: MobitelSim,
     /// Al-Qimah payment platform.
     pub alqimah: AlQimahSim,
+    /// Service operations v3.
+    pub service_ops: ServiceOpsSim,
 }
 
 impl Simulators {
@@ -85,6 +96,7 @@ impl Simulators {
         Ok(Self {
             mobitel: MobitelSim::start(config.mobitel).await?,
             alqimah: AlQimahSim::start(config.alqimah).await?,
+            service_ops: ServiceOpsSim::start(config.service_ops).await?,
         })
     }
 
@@ -93,6 +105,7 @@ impl Simulators {
         vec![
             (Provider::Mobitel, self.mobitel.base_url().clone()),
             (Provider::AlQimah, self.alqimah.base_url().clone()),
+            (Provider::ServiceOps, self.service_ops.base_url().clone()),
         ]
     }
 
@@ -102,6 +115,7 @@ impl Simulators {
         ProvidersConfig {
             mobitel: Some(self.mobitel.client_config()),
             alqimah: Some(self.alqimah.client_config()),
+            service_ops: Some(self.service_ops.client_config()),
         }
     }
 }

@@ -304,8 +304,9 @@ pub trait AdminStore: Send + Sync {
 /// The result of [`AdminStore::lease_one`].
 #[derive(Debug, Clone)]
 pub enum LeaseOne {
-    /// Leased for the caller.
-    Leased(Box<JourneyRecord>),
+    /// Leased for the caller; with the `ready_at_ms` it had before (to give
+    /// it back unchanged if the repair is refused).
+    Leased(Box<JourneyRecord>, Option<i64>),
     /// A worker holds it.
     Busy {
         /// The holder.

@@ -852,6 +852,11 @@ impl AdminStore for SqliteStore {
         lease_until_ms: i64,
     ) -> Result<LeaseOne, StoreError> {
         let mut tx = self.begin().await?;
+        let previous: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT ready_at_ms FROM journeys WHERE id = ?1")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
         let sql = format!(
             "UPDATE journeys SET recovered = (lease_owner IS NOT NULL), lease_owner = ?2, \
              lease_epoch = lease_epoch + 1, ready_at_ms = ?3 \
@@ -865,7 +870,7 @@ impl AdminStore for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
         let outcome = match row {
-            Some(row) => LeaseOne::Leased(Box::new(row.try_into()?)),
+            Some(row) => LeaseOne::Leased(Box::new(row.try_into()?), previous.flatten()),
             None => {
                 let holder: Option<(Option<String>, Option<i64>)> =
                     sqlx::query_as("SELECT lease_owner, ready_at_ms FROM journeys WHERE id = ?1")

@@ -21,7 +21,8 @@ pub struct FakeProvider {
     effects: Mutex<HashMap<String, u32>>,
     in_flight: Mutex<HashSet<String>>,
     pub overlaps: AtomicU64,
-    /// While set, calls park until released (to pause a worker mid-step).
+    /// While set, the next call parks until released (to pause a worker
+    /// mid-step); later calls pass.
     pub gate: Mutex<Option<Arc<Notify>>>,
 }
 
@@ -36,7 +37,8 @@ impl FakeProvider {
         if !self.in_flight.lock().unwrap().insert(slot.to_owned()) {
             self.overlaps.fetch_add(1, Ordering::SeqCst);
         }
-        let gate = self.gate.lock().unwrap().clone();
+        // The gate stops the first caller only (the "paused" worker).
+        let gate = self.gate.lock().unwrap().take();
         if let Some(gate) = gate {
             gate.notified().await;
         } else {
@@ -208,6 +210,13 @@ impl Workflow for AwaitGo {
             },
             Go::TimedOut => Transition::complete("timed out".to_owned()),
         })
+    }
+
+    fn skip(&self, state: &Go) -> Option<Go> {
+        match state {
+            Go::Waiting { .. } => Some(Go::TimedOut),
+            _ => None,
+        }
     }
 }
 
@@ -514,6 +523,72 @@ impl Workflow for VersionedV2 {
                 serde_json::to_value(new).map_err(|e| e.to_string())
             }
             v => Err(format!("cannot resume v{v}")),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+/// Calls a provider that an operator can break and fix: fails (retryably or
+/// terminally) while `broken` is set.
+#[derive(Debug, Clone, Default)]
+pub struct Toggle {
+    pub broken: Arc<std::sync::atomic::AtomicBool>,
+    pub gate: Arc<Mutex<Option<Arc<Notify>>>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToggleState {
+    Call { terminal: bool },
+    Done { note: String },
+}
+
+impl Workflow for Toggle {
+    const NAME: &'static str = "test.toggle";
+    type Input = bool;
+    type State = ToggleState;
+    type Output = String;
+    type Compensation = NoCompensation;
+
+    fn start(&self, terminal: bool) -> Result<Start<ToggleState>, InvalidInput> {
+        Ok(Start::new(ToggleState::Call { terminal }))
+    }
+
+    fn step_info(&self, state: &ToggleState) -> StepInfo {
+        match state {
+            ToggleState::Call { .. } => StepInfo::new("call").retry(
+                RetryPolicy::attempts(2).delays(Duration::from_secs(1), Duration::from_secs(1)),
+            ),
+            ToggleState::Done { .. } => StepInfo::new("done"),
+        }
+    }
+
+    async fn step(
+        &self,
+        state: ToggleState,
+        ctx: &mut StepCtx<Self>,
+    ) -> Result<Transition<ToggleState, String>, StepError> {
+        let gate = self.gate.lock().unwrap().take();
+        if let Some(gate) = gate {
+            gate.notified().await;
+        }
+        match state {
+            ToggleState::Call { terminal } => {
+                if self.broken.load(Ordering::SeqCst) {
+                    return Err(if terminal {
+                        StepError::terminal("provider refused: service unavailable in region")
+                    } else {
+                        StepError::retryable("provider down (503)")
+                    });
+                }
+                let note = if ctx.may_have_run_before() {
+                    "reconciled first"
+                } else {
+                    "first try"
+                };
+                Ok(Transition::next(ToggleState::Done { note: note.into() }))
+            }
+            ToggleState::Done { note } => Ok(Transition::complete(note)),
         }
     }
 }
