@@ -137,6 +137,7 @@ use std::time::Duration;
 use chrono::FixedOffset;
 use http::header::{ACCEPT, HeaderName};
 use http::{HeaderValue, StatusCode};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use url::Url;
 
@@ -434,7 +435,11 @@ impl AlQimahClient {
                 if envelope.status {
                     return Ok(Answer::Accepted(answer));
                 }
-                let raw = envelope.message.unwrap_or_default();
+                // A provider echoing the token back must not put it in an error.
+                let raw = scrub_secret(
+                    &envelope.message.unwrap_or_default(),
+                    token.secret().expose_secret(),
+                );
                 let reason = classify_refusal(kind, &raw);
                 let message = sanitize_message(&raw);
                 if reason == RefusalReason::TokenRejected {
@@ -448,6 +453,15 @@ impl AlQimahClient {
                 Ok(Answer::Refused { reason, message })
             })
             .await
+    }
+}
+
+/// `message` without any occurrence of `secret`.
+pub(crate) fn scrub_secret(message: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        message.to_owned()
+    } else {
+        message.replace(secret, "[REDACTED]")
     }
 }
 

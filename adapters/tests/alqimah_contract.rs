@@ -1019,6 +1019,23 @@ async fn status_false_answers_are_classified_by_reason() {
     assert_eq!(err.class(), ErrorClass::Terminal);
     assert_eq!(sim.ledger().count(EffectKind::Payment, "1203"), 0);
 
+    // A message echoing our access token does not put it in the error.
+    let access = sim
+        .requests()
+        .last_to(API_PATH)
+        .unwrap()
+        .header(API_TOKEN_HEADER)
+        .unwrap()
+        .to_owned();
+    sim.faults().script_next(
+        PAYMENT_ENDPOINT,
+        refusal(&format!("Service suspended for session {access}")),
+    );
+    let err = client.pay(&topup(1204, MOBILE, 100)).await.unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains(&access), "{shown}");
+    assert!(shown.contains("[REDACTED]"), "{shown}");
+
     // A status query for an id Al-Qimah never saw is an outcome, not an error.
     assert!(matches!(
         client.operation_status(tx(1299)).await.unwrap(),

@@ -131,7 +131,10 @@ impl Login {
             .json(&body)?;
         let answer = self.http.send(request).await?;
         let parsed: wire::LoginAnswer = answer.json()?;
-        let message = sanitize_message(parsed.message.as_deref().unwrap_or_default());
+        let message = sanitize_message(&super::scrub_secret(
+            parsed.message.as_deref().unwrap_or_default(),
+            self.token.expose_secret(),
+        ));
         if !parsed.status {
             debug_assert_eq!(
                 classify_refusal(CallKind::Login, &message),
