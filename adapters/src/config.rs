@@ -43,6 +43,9 @@ use url::Url;
 use crate::error::Provider;
 use crate::redact::{sanitize_message, scrub_parser_message};
 
+pub mod alqimah;
+pub use self::alqimah::AlQimahConfig;
+
 /// Upper bound for any configured timeout or wait, in milliseconds (5 minutes).
 pub const MAX_TIMEOUT_MS: u64 = 300_000;
 
@@ -240,7 +243,8 @@ pub struct ProvidersConfig {
     /// Mobitel Charging as a Service.
     pub mobitel: Option<MobitelConfig>,
     // pub reach: Option<ReachConfig>,
-    // pub alqimah: Option<AlQimahConfig>,
+    /// Al-Qimah payment platform REST API.
+    pub alqimah: Option<AlQimahConfig>,
     // pub mobily: Option<MobilyConfig>,
     /// Service operations v3.
     pub service_ops: Option<ServiceOpsConfig>,
@@ -288,6 +292,7 @@ impl ProvidersConfig {
         }
         Ok(Self {
             mobitel: load_section::<MobitelSection>(&table, env)?,
+            alqimah: load_section::<alqimah::AlQimahSection>(&table, env)?,
             service_ops: load_section::<ServiceOpsSection>(&table, env)?,
         })
     }

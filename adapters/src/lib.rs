@@ -13,6 +13,8 @@
 //! - [`redact`]: masking of MSISDNs and sanitizing of provider messages.
 //! - Provider clients: [`mobitel`] (Charging as a Service). Reach, Al-Qimah, Mobily and
 //!   service operations follow the same pattern (see `adapters/README.md`).
+//! - [`alqimah`]: the Al-Qimah payment platform (login token, payments with pending
+//!   re-checks, reconciliation by `TransactionID`, the inbound webhook parser).
 //! - [`service_ops`]: service operations v3 (create a service, update a service device)
 //!   and the parsers of its `success_event` / `error_event` callbacks.
 //! - [`sim`]: the simulators, their shared framework (ledger of effects, fault plans,
@@ -50,6 +52,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod alqimah;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -59,6 +62,8 @@ pub mod service_ops;
 pub mod sim;
 pub mod token;
 
+pub use alqimah::AlQimahClient;
+pub use config::AlQimahConfig;
 pub use config::ServiceOpsConfig;
 pub use config::{ConfigError, HttpSettings, MobitelConfig, ProvidersConfig};
 pub use error::{ErrorClass, Operation, Provider, ProviderError};

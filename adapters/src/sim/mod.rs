@@ -17,6 +17,7 @@
 //!
 //! [`Simulators`] starts all of them at once for `handover sim` and the demo.
 
+pub mod alqimah;
 pub mod callback;
 pub mod fault;
 pub mod ledger;
@@ -28,6 +29,7 @@ use std::io;
 
 use url::Url;
 
+pub use self::alqimah::{AlQimahBehaviour, AlQimahSim, AlQimahSimConfig};
 pub use self::callback::{
     Callback, CallbackSender, CallbackSettings, Delivery, DeliveryPlan, SentCallback,
 };
@@ -53,6 +55,9 @@ use crate::error::Provider;
 pub struct SimulatorsConfig {
     /// The Mobitel simulator.
     pub mobitel: MobitelSimConfig,
+    /// The Al-Qimah simulator; its `webhook_url` is the knob for where webhooks go (the
+    /// engine's ingress).
+    pub alqimah: AlQimahSimConfig,
     // Colleagues: `reach`, `alqimah`, `mobily`, `service_ops` sections go here.
     /// The service operations simulator; its `callback_base_url` is where it posts
     /// `success_event` / `error_event` (the engine's ingress).
@@ -65,6 +70,8 @@ impl SimulatorsConfig {
         let mut config = Self::default();
         config.mobitel.faults = FaultPlan::chaos(seed, slow_ms);
         config.mobitel.seed = seed;
+        config.alqimah.faults = FaultPlan::chaos(seed, slow_ms);
+        config.alqimah.seed = seed;
         config.service_ops.faults = FaultPlan::chaos(seed, slow_ms);
         config.service_ops.seed = seed;
         config
@@ -77,6 +84,8 @@ impl SimulatorsConfig {
 pub struct Simulators {
     /// Mobitel Charging as a Service.
     pub mobitel: MobitelSim,
+    /// Al-Qimah payment platform.
+    pub alqimah: AlQimahSim,
     /// Service operations v3.
     pub service_ops: ServiceOpsSim,
 }
@@ -86,6 +95,7 @@ impl Simulators {
     pub async fn start(config: SimulatorsConfig) -> io::Result<Self> {
         Ok(Self {
             mobitel: MobitelSim::start(config.mobitel).await?,
+            alqimah: AlQimahSim::start(config.alqimah).await?,
             service_ops: ServiceOpsSim::start(config.service_ops).await?,
         })
     }
@@ -94,6 +104,7 @@ impl Simulators {
     pub fn urls(&self) -> Vec<(Provider, Url)> {
         vec![
             (Provider::Mobitel, self.mobitel.base_url().clone()),
+            (Provider::AlQimah, self.alqimah.base_url().clone()),
             (Provider::ServiceOps, self.service_ops.base_url().clone()),
         ]
     }
@@ -103,6 +114,7 @@ impl Simulators {
     pub fn providers_config(&self) -> ProvidersConfig {
         ProvidersConfig {
             mobitel: Some(self.mobitel.client_config()),
+            alqimah: Some(self.alqimah.client_config()),
             service_ops: Some(self.service_ops.client_config()),
         }
     }
