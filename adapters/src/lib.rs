@@ -52,10 +52,13 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod mobitel;
+pub mod reach;
 pub mod redact;
 pub mod sim;
 pub mod token;
 
+pub use config::ReachConfig;
 pub use config::{ConfigError, HttpSettings, MobitelConfig, ProvidersConfig};
 pub use error::{ErrorClass, Operation, Provider, ProviderError};
 pub use mobitel::{ConfirmOutcome, MobitelClient};
+pub use reach::ReachClient;

@@ -88,6 +88,7 @@ impl Simulators {
     pub fn providers_config(&self) -> ProvidersConfig {
         ProvidersConfig {
             mobitel: Some(self.mobitel.client_config()),
+            reach: None,
         }
     }
 }
