@@ -21,6 +21,7 @@ pub mod callback;
 pub mod fault;
 pub mod ledger;
 pub mod mobitel;
+pub mod reach;
 mod server;
 
 use std::io;
@@ -36,6 +37,7 @@ pub use self::fault::{
 };
 pub use self::ledger::{Duplicate, Effect, EffectKind, Ledger};
 pub use self::mobitel::{MobitelBehaviour, MobitelSim, MobitelSimConfig};
+pub use self::reach::{ReachBehaviour, ReachSim, ReachSimConfig};
 pub use self::server::{
     ConnHandle, MAX_REQUEST_BYTES, REQUEST_LOG_CAPACITY, RecordedRequest, RequestLog, SimListener,
     SimStream,
@@ -49,6 +51,8 @@ use crate::error::Provider;
 pub struct SimulatorsConfig {
     /// The Mobitel simulator.
     pub mobitel: MobitelSimConfig,
+    /// The Reach simulator; `reach.callback_base` is where its callbacks go.
+    pub reach: ReachSimConfig,
     // Colleagues: `reach`, `alqimah`, `mobily`, `service_ops` sections go here.
 }
 
@@ -58,6 +62,8 @@ impl SimulatorsConfig {
         let mut config = Self::default();
         config.mobitel.faults = FaultPlan::chaos(seed, slow_ms);
         config.mobitel.seed = seed;
+        config.reach.faults = FaultPlan::chaos(seed, slow_ms);
+        config.reach.seed = seed;
         config
     }
 }
@@ -68,6 +74,8 @@ impl SimulatorsConfig {
 pub struct Simulators {
     /// Mobitel Charging as a Service.
     pub mobitel: MobitelSim,
+    /// Reach plugAPI.
+    pub reach: ReachSim,
 }
 
 impl Simulators {
@@ -75,12 +83,16 @@ impl Simulators {
     pub async fn start(config: SimulatorsConfig) -> io::Result<Self> {
         Ok(Self {
             mobitel: MobitelSim::start(config.mobitel).await?,
+            reach: ReachSim::start(config.reach).await?,
         })
     }
 
     /// Each simulator's provider and base URL.
     pub fn urls(&self) -> Vec<(Provider, Url)> {
-        vec![(Provider::Mobitel, self.mobitel.base_url().clone())]
+        vec![
+            (Provider::Mobitel, self.mobitel.base_url().clone()),
+            (Provider::Reach, self.reach.base_url().clone()),
+        ]
     }
 
     /// Client configuration pointing every provider at its simulator, with the credentials
@@ -88,7 +100,7 @@ impl Simulators {
     pub fn providers_config(&self) -> ProvidersConfig {
         ProvidersConfig {
             mobitel: Some(self.mobitel.client_config()),
-            reach: None,
+            reach: Some(self.reach.client_config()),
         }
     }
 }
