@@ -1128,7 +1128,7 @@ impl ReachClient {
             },
             |a| {
                 let answer: wire::ActivationStatusResponse = ok_json(ACTIVATION_STATUS, &a)?;
-                activation_status(&a, answer)
+                activation_status(&a, &answer)
             },
         )
         .await
@@ -1388,7 +1388,7 @@ fn purchase_status(
 
 fn activation_status(
     answer: &HttpResponse,
-    body: wire::ActivationStatusResponse,
+    body: &wire::ActivationStatusResponse,
 ) -> Result<ActivationStatus, ProviderError> {
     let activation_msg = body.activation_msg.as_deref().map(sanitize_message);
     Ok(match ActivationCode::from_code(body.status) {

@@ -583,7 +583,7 @@ fn id<T, E>(
 mod tests {
     use super::*;
 
-    fn parse(body: Value) -> Result<Callback, CallbackError> {
+    fn parse(body: &Value) -> Result<Callback, CallbackError> {
         parse_callback(body.to_string().as_bytes())
     }
 
@@ -591,16 +591,16 @@ mod tests {
     fn purchase_callbacks_parse_and_round_trip() {
         let body = json!({"type":"PRODUCT_PURCHASE","transactionId":"TXN-1","customerId":"CUS-1",
             "status":"COMPLETED","extra":"ignored"});
-        let callback = parse(body).unwrap();
+        let callback = parse(&body).unwrap();
         assert_eq!(
             callback.dedupe_key(),
             "reach:PRODUCT_PURCHASE:TXN-1:COMPLETED"
         );
         assert_eq!(callback.correlation().to_string(), "reach.txn:TXN-1");
-        assert_eq!(parse(callback.to_body()).unwrap(), callback);
+        assert_eq!(parse(&callback.to_body()).unwrap(), callback);
 
         // A failed purchase has no customer yet.
-        let failed = parse(json!({"type":"PRODUCT_PURCHASE","transactionId":"TXN-1",
+        let failed = parse(&json!({"type":"PRODUCT_PURCHASE","transactionId":"TXN-1",
             "status":"FAILED","customerId":null}))
         .unwrap();
         assert_ne!(failed.dedupe_key(), callback.dedupe_key());
@@ -609,17 +609,17 @@ mod tests {
     #[test]
     fn activation_callbacks_parse_and_round_trip() {
         let active = parse(
-            json!({"type":"ACTIVATION","customerId":"CUS-1","transactionId":"ACT-1",
+            &json!({"type":"ACTIVATION","customerId":"CUS-1","transactionId":"ACT-1",
             "status":2,"mobileNo":"2125550100"}),
         )
         .unwrap();
         assert_eq!(active.dedupe_key(), "reach:ACTIVATION:ACT-1:2");
         assert_eq!(active.correlation().to_string(), "reach.customer:CUS-1");
-        assert_eq!(parse(active.to_body()).unwrap(), active);
+        assert_eq!(parse(&active.to_body()).unwrap(), active);
         assert!(!format!("{active:?}").contains("2125550100"));
 
         let failed = parse(
-            json!({"type":"ACTIVATION","customerId":"CUS-1","status":"10",
+            &json!({"type":"ACTIVATION","customerId":"CUS-1","status":"10",
             "activationMsg":"wrong PIN for 2125550100"}),
         )
         .unwrap();

@@ -180,7 +180,7 @@ pub(crate) fn luhn_valid(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 macro_rules! masked_number {
@@ -525,7 +525,7 @@ impl Usd {
 
     /// The JSON number for this amount.
     pub fn to_json(self) -> serde_json::Number {
-        if self.cents % 100 == 0 {
+        if self.cents.is_multiple_of(100) {
             serde_json::Number::from(self.cents / 100)
         } else {
             // cents / 100 prints back as its two-decimal form (shortest round-trip repr).

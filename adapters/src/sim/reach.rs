@@ -395,10 +395,11 @@ struct World {
     blocked_iccids: HashSet<String>,
 }
 
-/// Requests counted in the current one-second window of the API key.
-#[derive(Debug)]
+/// Requests counted in the current one-second window of the API key; a window starts at
+/// the first request after the previous one ended.
+#[derive(Debug, Default)]
 struct RateWindow {
-    started: Instant,
+    started: Option<Instant>,
     count: u32,
 }
 
@@ -406,12 +407,16 @@ impl RateWindow {
     /// Counts a request; `Err(wait)` when over `limit` in this window.
     fn check(&mut self, limit: u32, now: Instant) -> Result<(), Duration> {
         let window = Duration::from_secs(1);
-        if now >= self.started + window {
-            self.started = now;
-            self.count = 0;
-        }
+        let started = match self.started {
+            Some(started) if now < started + window => started,
+            _ => {
+                self.started = Some(now);
+                self.count = 0;
+                now
+            }
+        };
         if self.count >= limit {
-            return Err(self.started + window - now);
+            return Err(started + window - now);
         }
         self.count += 1;
         Ok(())
@@ -699,10 +704,7 @@ impl ReachSim {
                 blocked_iccids: HashSet::new(),
             }),
             behaviour: Mutex::new(config.behaviour),
-            rate: Mutex::new(RateWindow {
-                started: Instant::now(),
-                count: 0,
-            }),
+            rate: Mutex::new(RateWindow::default()),
             callbacks: CallbackSender::new(config.callback_settings, config.delivery)?,
             browser: CallbackSender::new(browser_settings, DeliveryPlan::new(config.seed))?,
             callback_base: Mutex::new(config.callback_base),
@@ -957,10 +959,7 @@ mod tests {
     #[test]
     fn the_rate_window_counts_per_second() {
         let t0 = Instant::now();
-        let mut window = RateWindow {
-            started: t0,
-            count: 0,
-        };
+        let mut window = RateWindow::default();
         assert!(window.check(2, t0).is_ok());
         assert!(window.check(2, t0 + Duration::from_millis(10)).is_ok());
         assert_eq!(

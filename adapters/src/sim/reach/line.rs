@@ -577,7 +577,7 @@ mod tests {
                 &rules
             ),
             Err(Refused::Conflict {
-                transaction_id: Some(accepted.transaction_id.clone()),
+                transaction_id: Some(accepted.transaction_id),
                 status: ActivationCode::InProgress
             })
         );

@@ -71,26 +71,43 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     answer(status, json!({ "errorCode": code, "message": message }))
 }
 
-fn invalid(message: &str) -> Response {
-    error(
-        StatusCode::BAD_REQUEST,
-        error_code::INVALID_REQUEST,
-        message,
-    )
-}
-
 fn not_found(message: &str) -> Response {
     error(StatusCode::NOT_FOUND, error_code::NOT_FOUND, message)
 }
 
-fn refusal(code: &str, message: &str) -> Response {
-    error(StatusCode::BAD_REQUEST, code, message)
+/// Why a request is refused before it touches any state: `400` with Reach's error body.
+#[derive(Debug)]
+struct Reject {
+    code: &'static str,
+    message: String,
+}
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        error(StatusCode::BAD_REQUEST, self.code, &self.message)
+    }
+}
+
+/// `400 INVALID_REQUEST`: malformed (the client's fault).
+fn invalid(message: impl Into<String>) -> Reject {
+    Reject {
+        code: error_code::INVALID_REQUEST,
+        message: message.into(),
+    }
+}
+
+/// `400` with a business code: a refusal.
+fn refused(code: &'static str, message: impl Into<String>) -> Reject {
+    Reject {
+        code,
+        message: message.into(),
+    }
 }
 
 type Processed = (Response, Vec<Action>);
 
-fn only(response: Response) -> Processed {
-    (response, Vec::new())
+fn only(response: impl IntoResponse) -> Processed {
+    (response.into_response(), Vec::new())
 }
 
 /// Reach's error shapes for injected faults, and each endpoint's business "no".
@@ -132,7 +149,7 @@ impl FaultWire for Wire {
                 StatusCode::OK,
                 json!({ "isPortValidate": false, "message": message }),
             ),
-            _ => refusal(code, message),
+            _ => error(StatusCode::BAD_REQUEST, code, message),
         }
     }
 }
@@ -235,17 +252,17 @@ struct Body {
 }
 
 impl Body {
-    fn parse(bytes: &[u8], allowed: &[&str]) -> Result<Self, Response> {
+    fn parse(bytes: &[u8], allowed: &[&str]) -> Result<Self, Reject> {
         let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(bytes) else {
             return Err(invalid("The request body must be a JSON object."));
         };
         Self::of(fields, allowed)
     }
 
-    fn of(fields: Map<String, Value>, allowed: &[&str]) -> Result<Self, Response> {
+    fn of(fields: Map<String, Value>, allowed: &[&str]) -> Result<Self, Reject> {
         if let Some(unknown) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
             let name: String = unknown.chars().take(40).collect();
-            return Err(invalid(&format!(
+            return Err(invalid(format!(
                 "Unknown field {}.",
                 sanitize_message(&name)
             )));
@@ -253,42 +270,42 @@ impl Body {
         Ok(Self { fields })
     }
 
-    fn text(&self, name: &str) -> Result<Option<&str>, Response> {
+    fn text(&self, name: &str) -> Result<Option<&str>, Reject> {
         match self.fields.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.len() <= 2048 => Ok(Some(s)),
-            Some(_) => Err(invalid(&format!("{name} must be a string."))),
+            Some(_) => Err(invalid(format!("{name} must be a string."))),
         }
     }
 
-    fn required(&self, name: &str) -> Result<&str, Response> {
+    fn required(&self, name: &str) -> Result<&str, Reject> {
         self.text(name)?
             .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| invalid(&format!("{name} is required.")))
+            .ok_or_else(|| invalid(format!("{name} is required.")))
     }
 
-    fn checked(&self, name: &str, ok: impl Fn(&str) -> bool) -> Result<&str, Response> {
+    fn checked(&self, name: &str, ok: impl Fn(&str) -> bool) -> Result<&str, Reject> {
         let value = self.required(name)?;
         if ok(value) {
             Ok(value)
         } else {
-            Err(invalid(&format!("{name} is invalid.")))
+            Err(invalid(format!("{name} is invalid.")))
         }
     }
 
-    fn boolean(&self, name: &str) -> Result<bool, Response> {
+    fn boolean(&self, name: &str) -> Result<bool, Reject> {
         match self.fields.get(name) {
             Some(Value::Bool(b)) => Ok(*b),
-            None | Some(Value::Null) => Err(invalid(&format!("{name} is required."))),
-            Some(_) => Err(invalid(&format!("{name} must be a boolean."))),
+            None | Some(Value::Null) => Err(invalid(format!("{name} is required."))),
+            Some(_) => Err(invalid(format!("{name} must be a boolean."))),
         }
     }
 
-    fn object(&self, name: &str, allowed: &[&str]) -> Result<Option<Body>, Response> {
+    fn object(&self, name: &str, allowed: &[&str]) -> Result<Option<Body>, Reject> {
         match self.fields.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Object(fields)) => Body::of(fields.clone(), allowed).map(Some),
-            Some(_) => Err(invalid(&format!("{name} must be an object."))),
+            Some(_) => Err(invalid(format!("{name} must be an object."))),
         }
     }
 }
@@ -304,12 +321,12 @@ fn is_name(s: &str) -> bool {
 const ADDRESS_FIELDS: [&str; 6] = ["address1", "address2", "city", "state", "zip", "country"];
 
 /// Checks an address object; returns its ZIP.
-fn address(body: &Body) -> Result<String, Response> {
+fn address(body: &Body) -> Result<String, Reject> {
     body.checked("address1", is_name)?;
-    if let Some(line) = body.text("address2")? {
-        if !is_name(line) {
-            return Err(invalid("address2 is invalid."));
-        }
+    if let Some(line) = body.text("address2")?
+        && !is_name(line)
+    {
+        return Err(invalid("address2 is invalid."));
     }
     body.checked("city", is_name)?;
     body.checked("state", |s| {
@@ -345,7 +362,7 @@ const PORT_FIELDS: [&str; 5] = [
 ];
 
 /// Validates a quote or purchase body against the catalog and the port rules.
-fn order(state: &SimState, bytes: &[u8]) -> Result<(OrderSpec, QuoteCents), Response> {
+fn order(state: &SimState, bytes: &[u8]) -> Result<(OrderSpec, QuoteCents), Reject> {
     let body = Body::parse(bytes, &ORDER_FIELDS)?;
     let client_account_id = body.checked("clientAccountId", is_id)?.to_owned();
     let plan_id = body.required("planId")?.to_owned();
@@ -397,7 +414,7 @@ fn order(state: &SimState, bytes: &[u8]) -> Result<(OrderSpec, QuoteCents), Resp
                 number,
             };
             if let Some(reason) = port_refusal(state, &spec.number) {
-                return Err(refusal("PORT_NOT_ELIGIBLE", &reason));
+                return Err(refused("PORT_NOT_ELIGIBLE", &reason));
             }
             Some(spec)
         }
@@ -412,7 +429,7 @@ fn order(state: &SimState, bytes: &[u8]) -> Result<(OrderSpec, QuoteCents), Resp
         .plans
         .iter()
         .find(|p| p.service_code == plan_id)
-        .ok_or_else(|| refusal(error_code::PLAN_NOT_AVAILABLE, "The plan is not available."))?;
+        .ok_or_else(|| refused(error_code::PLAN_NOT_AVAILABLE, "The plan is not available."))?;
     let price = quote(plan, sim_type);
     Ok((
         OrderSpec {
@@ -444,14 +461,14 @@ fn usd(cents: u64) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn query_param(query: Option<&str>, name: &str) -> Result<String, Response> {
+fn query_param(query: Option<&str>, name: &str) -> Result<String, Reject> {
     let pairs: Vec<(String, String)> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
     match pairs.as_slice() {
         [(key, value)] if key == name => Ok(value.clone()),
-        _ => Err(invalid(&format!("The query must be exactly {name}=..."))),
+        _ => Err(invalid(format!("The query must be exactly {name}=..."))),
     }
 }
 
@@ -698,7 +715,7 @@ async fn iccid(
     .await
 }
 
-fn parse_activation(state: &SimState, bytes: &[u8]) -> Result<(String, DeviceRef), Response> {
+fn parse_activation(state: &SimState, bytes: &[u8]) -> Result<(String, DeviceRef), Reject> {
     let body = Body::parse(bytes, &["customerId", "esim", "imei", "iccId"])?;
     let customer_id = body.checked("customerId", is_id)?.to_owned();
     let device = if body.boolean("esim")? {
@@ -708,7 +725,7 @@ fn parse_activation(state: &SimState, bytes: &[u8]) -> Result<(String, DeviceRef
         let imei = body.checked("imei", |s| digits(s, 15..=15))?;
         let profile = device_profile(state, imei);
         if !profile.valid || !profile.mode.supports(SimType::Esim) {
-            return Err(refusal(
+            return Err(refused(
                 error_code::DEVICE_NOT_COMPATIBLE,
                 "The device cannot take an eSIM.",
             ));
@@ -720,7 +737,7 @@ fn parse_activation(state: &SimState, bytes: &[u8]) -> Result<(String, DeviceRef
         }
         let iccid = body.checked("iccId", |s| digits(s, 19..=20))?;
         if !iccid_usable(state, iccid) {
-            return Err(refusal(
+            return Err(refused(
                 error_code::DEVICE_NOT_COMPATIBLE,
                 "The SIM card cannot be activated.",
             ));
@@ -835,7 +852,7 @@ async fn port_validate(
     .await
 }
 
-fn parse_port_update(bytes: &[u8]) -> Result<(String, PortUpdateSpec), Response> {
+fn parse_port_update(bytes: &[u8]) -> Result<(String, PortUpdateSpec), Reject> {
     let body = Body::parse(
         bytes,
         &[
@@ -879,7 +896,7 @@ fn parse_port_update(bytes: &[u8]) -> Result<(String, PortUpdateSpec), Response>
         .filter(|f| Some(*f) != field)
         .find(|f| body.fields.get(*f).is_some_and(|v| !v.is_null()));
     if let Some(extra) = extra {
-        return Err(invalid(&format!(
+        return Err(invalid(format!(
             "{extra} does not belong to a {kind} update."
         )));
     }
