@@ -199,7 +199,7 @@ pub const MAX_PLAN_LINKS: usize = 100;
 /// `errorCode` values of Reach error bodies `{"errorCode", "message"}`. The guide names
 /// none; these are ours, shared with the simulator.
 pub mod error_code {
-    /// 400: the payload is invalid or misses fields ([`ProviderError::Rejected`]).
+    /// 400: the payload is invalid or misses fields ([`ProviderError::Rejected`](crate::ProviderError::Rejected)).
     pub const INVALID_REQUEST: &str = "INVALID_REQUEST";
     /// 401: bad or expired credentials.
     pub const UNAUTHORIZED: &str = "UNAUTHORIZED";

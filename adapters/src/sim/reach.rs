@@ -15,7 +15,7 @@
 //!   ([`ReachSim::pay`], the page, or [`CustomerPayment::PayAfter`] with a browser return to
 //!   `redirectUrl?transId=`) -> `PAYMENT_PROCESSING` -> `COMPLETED` or `FAILED`. A second
 //!   purchase with the same `clientAccountId` is `409` with the existing `transactionId`.
-//! - **Lines** ([`line`]): activation 1 -> 2 (or 8), port-in 9 -> 10 per the losing carrier's
+//! - **Lines** ([`mod@line`]): activation 1 -> 2 (or 8), port-in 9 -> 10 per the losing carrier's
 //!   record ([`ReachSim::set_losing_carrier`]) until corrected -> 2; 11 on `CANCEL_PORT`.
 //! - **Ledger:** [`EffectKind::Order`] keyed by `clientAccountId` when a purchase is
 //!   accepted; [`EffectKind::Payment`] keyed by `transactionId` when the customer's card is
@@ -150,9 +150,10 @@ impl Default for ReachBehaviour {
 }
 
 impl ReachBehaviour {
-    /// Test timings: every state moves on at the first status poll after it is entered
+    /// Test timings: every timed transition (link issued, payment settled, activation or
+    /// port done) happens at the first status poll after its state is entered
     /// ([`Progress::AfterPolls`]`(0)`), so tests are deterministic and need no sleeps; the
-    /// tick is 5 ms and the link lives 60 s.
+    /// customer still pays only when told to. The tick is 5 ms and the link lives 60 s.
     pub fn fast() -> Self {
         Self {
             link_after: Progress::AfterPolls(0),

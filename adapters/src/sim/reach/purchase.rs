@@ -3,7 +3,7 @@
 //!
 //! A purchase is `INITIATED` when accepted, becomes `PAYMENT_PENDING` with a payment link
 //! (after [`Progress`]), and waits for the customer until the link expires (`FAILED`,
-//! "expired"). The customer pays ([`PurchaseBook::pay`], the fake payment page, or
+//! "expired"). The customer pays ([`ReachSim::pay`](super::ReachSim::pay), the fake payment page, or
 //! [`CustomerPayment::PayAfter`]): `PAYMENT_PROCESSING`, then after another [`Progress`]
 //! `COMPLETED` with a new `customerId`, or `FAILED` with a `paymentStatusDesc` if the card
 //! was declined. One `clientAccountId` names one purchase for good.
