@@ -233,6 +233,38 @@ impl ServiceOpsConfig {
     }
 }
 
+/// Reach Mobile Platform plugAPI (`[reach]`, `HANDOVER_REACH_*`).
+///
+/// `http.rate_per_second` and `http.rate_burst` are the client-side limit **per API key**
+/// (section 2.4 of the guide: "The platform enforces rate limits per API key"): clients
+/// built with the same API key through one [`crate::reach::ApiKeyLimiters`] share one
+/// limiter, and the first configuration seen for a key sets its quota.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ReachConfig {
+    /// Scheme, host and optional path prefix; the API paths (`/apisvc/v0/...`) are appended.
+    pub base_url: Url,
+    /// The JWT issued at onboarding (guide 1.1). Sent inside the Basic `Authorization`
+    /// header as `base64("clientapi|" + jwt)`.
+    pub jwt: SecretString,
+    /// The API key issued at onboarding, sent as `x-api-key`.
+    pub api_key: SecretString,
+    /// HTTP layer settings, including the per-API-key rate limit.
+    pub http: HttpSettings,
+}
+
+impl ReachConfig {
+    /// A configuration with default HTTP settings.
+    pub fn new(base_url: Url, jwt: SecretString, api_key: SecretString) -> Self {
+        Self {
+            base_url,
+            jwt,
+            api_key,
+            http: HttpSettings::default(),
+        }
+    }
+}
+
 // Colleagues: `ReachConfig`, `AlQimahConfig`, `MobilyConfig` and `ServiceOpsConfig` go here,
 // each with its raw `...Section` below.
 
@@ -242,7 +274,8 @@ impl ServiceOpsConfig {
 pub struct ProvidersConfig {
     /// Mobitel Charging as a Service.
     pub mobitel: Option<MobitelConfig>,
-    // pub reach: Option<ReachConfig>,
+    /// Reach Mobile Platform plugAPI.
+    pub reach: Option<ReachConfig>,
     /// Al-Qimah payment platform REST API.
     pub alqimah: Option<AlQimahConfig>,
     // pub mobily: Option<MobilyConfig>,
@@ -292,6 +325,7 @@ impl ProvidersConfig {
         }
         Ok(Self {
             mobitel: load_section::<MobitelSection>(&table, env)?,
+            reach: load_section::<ReachSection>(&table, env)?,
             alqimah: load_section::<alqimah::AlQimahSection>(&table, env)?,
             service_ops: load_section::<ServiceOpsSection>(&table, env)?,
         })
@@ -515,6 +549,82 @@ impl Section for ServiceOpsSection {
     }
 }
 
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReachSection {
+    base_url: Option<String>,
+    jwt: Option<SecretString>,
+    api_key: Option<SecretString>,
+    #[serde(default)]
+    http: HttpSettings,
+}
+
+/// Longest JWT accepted, in bytes (a header value; real tokens are well under 2 KiB).
+const MAX_REACH_JWT_BYTES: usize = 8 * 1024;
+/// Longest API key accepted, in bytes.
+const MAX_REACH_API_KEY_BYTES: usize = 512;
+
+/// A credential must fit in a header: non-empty, visible ASCII, no spaces, bounded. The
+/// reason never quotes the value.
+fn check_header_secret(
+    provider: Provider,
+    field: &'static str,
+    secret: &SecretString,
+    max_bytes: usize,
+) -> Result<(), ConfigError> {
+    use secrecy::ExposeSecret;
+    let value = secret.expose_secret();
+    if value.is_empty() || value.len() > max_bytes || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::Invalid {
+            provider,
+            field,
+            reason: format!("must be 1 to {max_bytes} visible ASCII characters without spaces"),
+        });
+    }
+    Ok(())
+}
+
+impl Section for ReachSection {
+    const PROVIDER: Provider = Provider::Reach;
+    type Config = ReachConfig;
+
+    fn apply_env(&mut self, env: &Env<'_>) -> Result<bool, ConfigError> {
+        let any = env.any(&["base_url", "jwt", "api_key"]) || env.any(&HTTP_FIELDS);
+        if let Some(v) = env.string("base_url") {
+            self.base_url = Some(v);
+        }
+        if let Some(v) = env.secret("jwt") {
+            self.jwt = Some(v);
+        }
+        if let Some(v) = env.secret("api_key") {
+            self.api_key = Some(v);
+        }
+        self.http.apply_env(env)?;
+        Ok(any)
+    }
+
+    fn build(self) -> Result<ReachConfig, ConfigError> {
+        let base_url = parse_base_url(Self::PROVIDER, self.base_url)?;
+        let jwt = self.jwt.ok_or(ConfigError::Missing {
+            provider: Self::PROVIDER,
+            field: "jwt",
+        })?;
+        check_header_secret(Self::PROVIDER, "jwt", &jwt, MAX_REACH_JWT_BYTES)?;
+        let api_key = self.api_key.ok_or(ConfigError::Missing {
+            provider: Self::PROVIDER,
+            field: "api_key",
+        })?;
+        check_header_secret(Self::PROVIDER, "api_key", &api_key, MAX_REACH_API_KEY_BYTES)?;
+        self.http.validate(Self::PROVIDER)?;
+        Ok(ReachConfig {
+            base_url,
+            jwt,
+            api_key,
+            http: self.http,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -674,5 +784,80 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    const REACH_JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJicmFuZCJ9.c2lnbmF0dXJl";
+    const REACH_KEY: &str = "reach-api-key-9c41";
+
+    #[test]
+    fn loads_reach_from_toml_and_the_environment() {
+        let text = format!(
+            "[reach]\nbase_url = \"https://api.reach.example\"\njwt = \"{REACH_JWT}\"\n\
+             [reach.http]\nrate_per_second = 4\n"
+        );
+        let cfg = ProvidersConfig::from_sources(
+            Some(&text),
+            &env(&[("HANDOVER_REACH_API_KEY", REACH_KEY)]),
+        )
+        .unwrap();
+        let r = cfg.reach.unwrap();
+        assert_eq!(r.base_url.as_str(), "https://api.reach.example/");
+        assert_eq!(r.jwt.expose_secret(), REACH_JWT);
+        assert_eq!(r.api_key.expose_secret(), REACH_KEY);
+        assert_eq!(r.http.rate_per_second, 4);
+        assert!(cfg.mobitel.is_none());
+    }
+
+    #[test]
+    fn reach_debug_and_errors_never_show_the_credentials() {
+        let cfg = ProvidersConfig::from_sources(
+            None,
+            &env(&[
+                ("HANDOVER_REACH_BASE_URL", "https://api.reach.example"),
+                ("HANDOVER_REACH_JWT", REACH_JWT),
+                ("HANDOVER_REACH_API_KEY", REACH_KEY),
+            ]),
+        )
+        .unwrap();
+        let shown = format!("{cfg:?} {cfg:#?}");
+        assert!(!shown.contains(REACH_JWT), "{shown}");
+        assert!(!shown.contains(REACH_KEY), "{shown}");
+
+        let err = ProvidersConfig::from_sources(
+            None,
+            &env(&[
+                ("HANDOVER_REACH_BASE_URL", "https://api.reach.example"),
+                ("HANDOVER_REACH_JWT", REACH_JWT),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Missing {
+                provider: Provider::Reach,
+                field: "api_key"
+            }
+        );
+        let spaced = "has a space-9c41";
+        let err = ProvidersConfig::from_sources(
+            None,
+            &env(&[
+                ("HANDOVER_REACH_BASE_URL", "https://api.reach.example"),
+                ("HANDOVER_REACH_JWT", REACH_JWT),
+                ("HANDOVER_REACH_API_KEY", spaced),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    field: "api_key",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!err.to_string().contains(spaced), "{err}");
     }
 }

@@ -57,6 +57,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod mobitel;
+pub mod reach;
 pub mod redact;
 pub mod service_ops;
 pub mod sim;
@@ -64,8 +65,10 @@ pub mod token;
 
 pub use alqimah::AlQimahClient;
 pub use config::AlQimahConfig;
+pub use config::ReachConfig;
 pub use config::ServiceOpsConfig;
 pub use config::{ConfigError, HttpSettings, MobitelConfig, ProvidersConfig};
 pub use error::{ErrorClass, Operation, Provider, ProviderError};
 pub use mobitel::{ConfirmOutcome, MobitelClient};
+pub use reach::ReachClient;
 pub use service_ops::ServiceOpsClient;

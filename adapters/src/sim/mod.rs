@@ -22,6 +22,7 @@ pub mod callback;
 pub mod fault;
 pub mod ledger;
 pub mod mobitel;
+pub mod reach;
 mod server;
 pub mod service_ops;
 
@@ -39,6 +40,7 @@ pub use self::fault::{
 };
 pub use self::ledger::{Duplicate, Effect, EffectKind, Ledger};
 pub use self::mobitel::{MobitelBehaviour, MobitelSim, MobitelSimConfig};
+pub use self::reach::{ReachBehaviour, ReachSim, ReachSimConfig};
 pub use self::server::{
     ConnHandle, MAX_REQUEST_BYTES, REQUEST_LOG_CAPACITY, RecordedRequest, RequestLog, SimListener,
     SimStream,
@@ -58,6 +60,8 @@ pub struct SimulatorsConfig {
     /// The Al-Qimah simulator; its `webhook_url` is the knob for where webhooks go (the
     /// engine's ingress).
     pub alqimah: AlQimahSimConfig,
+    /// The Reach simulator; `reach.callback_base` is where its callbacks go.
+    pub reach: ReachSimConfig,
     // Colleagues: `reach`, `alqimah`, `mobily`, `service_ops` sections go here.
     /// The service operations simulator; its `callback_base_url` is where it posts
     /// `success_event` / `error_event` (the engine's ingress).
@@ -74,6 +78,8 @@ impl SimulatorsConfig {
         config.alqimah.seed = seed;
         config.service_ops.faults = FaultPlan::chaos(seed, slow_ms);
         config.service_ops.seed = seed;
+        config.reach.faults = FaultPlan::chaos(seed, slow_ms);
+        config.reach.seed = seed;
         config
     }
 }
@@ -88,6 +94,8 @@ pub struct Simulators {
     pub alqimah: AlQimahSim,
     /// Service operations v3.
     pub service_ops: ServiceOpsSim,
+    /// Reach plugAPI.
+    pub reach: ReachSim,
 }
 
 impl Simulators {
@@ -97,6 +105,7 @@ impl Simulators {
             mobitel: MobitelSim::start(config.mobitel).await?,
             alqimah: AlQimahSim::start(config.alqimah).await?,
             service_ops: ServiceOpsSim::start(config.service_ops).await?,
+            reach: ReachSim::start(config.reach).await?,
         })
     }
 
@@ -106,6 +115,7 @@ impl Simulators {
             (Provider::Mobitel, self.mobitel.base_url().clone()),
             (Provider::AlQimah, self.alqimah.base_url().clone()),
             (Provider::ServiceOps, self.service_ops.base_url().clone()),
+            (Provider::Reach, self.reach.base_url().clone()),
         ]
     }
 
@@ -116,6 +126,7 @@ impl Simulators {
             mobitel: Some(self.mobitel.client_config()),
             alqimah: Some(self.alqimah.client_config()),
             service_ops: Some(self.service_ops.client_config()),
+            reach: Some(self.reach.client_config()),
         }
     }
 }
