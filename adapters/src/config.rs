@@ -45,6 +45,8 @@ use crate::redact::{sanitize_message, scrub_parser_message};
 
 pub mod alqimah;
 pub use self::alqimah::AlQimahConfig;
+mod mobily;
+pub use self::mobily::{MIN_WEBHOOK_PASSWORD_CHARS, MobilyCallbacks, MobilyConfig};
 
 /// Upper bound for any configured timeout or wait, in milliseconds (5 minutes).
 pub const MAX_TIMEOUT_MS: u64 = 300_000;
@@ -278,7 +280,8 @@ pub struct ProvidersConfig {
     pub reach: Option<ReachConfig>,
     /// Al-Qimah payment platform REST API.
     pub alqimah: Option<AlQimahConfig>,
-    // pub mobily: Option<MobilyConfig>,
+    /// Mobily developer portal (eSIM checkout).
+    pub mobily: Option<MobilyConfig>,
     /// Service operations v3.
     pub service_ops: Option<ServiceOpsConfig>,
 }
@@ -328,6 +331,7 @@ impl ProvidersConfig {
             reach: load_section::<ReachSection>(&table, env)?,
             alqimah: load_section::<alqimah::AlQimahSection>(&table, env)?,
             service_ops: load_section::<ServiceOpsSection>(&table, env)?,
+            mobily: load_section::<mobily::MobilySection>(&table, env)?,
         })
     }
 }

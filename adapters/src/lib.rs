@@ -17,6 +17,8 @@
 //!   re-checks, reconciliation by `TransactionID`, the inbound webhook parser).
 //! - [`service_ops`]: service operations v3 (create a service, update a service device)
 //!   and the parsers of its `success_event` / `error_event` callbacks.
+//! - [`mobily`]: Mobily's developer-portal APIs for the 17-step eSIM checkout (journey J1),
+//!   with the inbound Nafath webhook and 3-D Secure return parsers.
 //! - [`sim`]: the simulators, their shared framework (ledger of effects, fault plans,
 //!   callback delivery) and [`sim::Simulators`] to start them all.
 //!
@@ -56,6 +58,7 @@ pub mod alqimah;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod mobily;
 pub mod mobitel;
 pub mod reach;
 pub mod redact;
@@ -68,7 +71,9 @@ pub use config::AlQimahConfig;
 pub use config::ReachConfig;
 pub use config::ServiceOpsConfig;
 pub use config::{ConfigError, HttpSettings, MobitelConfig, ProvidersConfig};
+pub use config::{MobilyCallbacks, MobilyConfig};
 pub use error::{ErrorClass, Operation, Provider, ProviderError};
+pub use mobily::MobilyClient;
 pub use mobitel::{ConfirmOutcome, MobitelClient};
 pub use reach::ReachClient;
 pub use service_ops::ServiceOpsClient;

@@ -62,8 +62,15 @@ struct Input {
 
 #[derive(Debug, Serialize, Deserialize)]
 enum State {
-    AwaitOtp { msisdn: String, pin: Sensitive<String>, national_id: Sensitive<String> },
-    Failing { msisdn: String, pin: Sensitive<String> },
+    AwaitOtp {
+        msisdn: String,
+        pin: Sensitive<String>,
+        national_id: Sensitive<String>,
+    },
+    Failing {
+        msisdn: String,
+        pin: Sensitive<String>,
+    },
 }
 
 impl Workflow for PortInLike {
@@ -85,32 +92,51 @@ impl Workflow for PortInLike {
     fn step_info(&self, state: &State) -> StepInfo {
         match state {
             State::AwaitOtp { .. } => StepInfo::new("await-otp"),
-            State::Failing { .. } => StepInfo::new("failing")
-                .retry(handover_engine::RetryPolicy::attempts(2).delays(Duration::from_millis(1), Duration::from_millis(1))),
+            State::Failing { .. } => StepInfo::new("failing").retry(
+                handover_engine::RetryPolicy::attempts(2)
+                    .delays(Duration::from_millis(1), Duration::from_millis(1)),
+            ),
         }
     }
 
-    async fn step(&self, state: State, ctx: &mut StepCtx<Self>) -> Result<Transition<State, String>, StepError> {
+    async fn step(
+        &self,
+        state: State,
+        ctx: &mut StepCtx<Self>,
+    ) -> Result<Transition<State, String>, StepError> {
         match state {
-            State::AwaitOtp { msisdn, pin, national_id } => {
+            State::AwaitOtp {
+                msisdn,
+                pin,
+                national_id,
+            } => {
                 let _ = national_id;
                 match ctx.signal_payload::<serde_json::Value>("otp-code")? {
                     Some(_) => Ok(Transition::next(State::Failing { msisdn, pin })),
                     None => Ok(Transition::wait(
-                        State::AwaitOtp { msisdn, pin, national_id: Sensitive::new(NATIONAL_ID.into()) },
+                        State::AwaitOtp {
+                            msisdn,
+                            pin,
+                            national_id: Sensitive::new(NATIONAL_ID.into()),
+                        },
                         Wait::for_signal("otp-code"),
                     )),
                 }
             }
             // Errors must never carry secrets: this one names none.
-            State::Failing { .. } => Err(StepError::retryable("provider said: invalid port-in details")),
+            State::Failing { .. } => Err(StepError::retryable(
+                "provider said: invalid port-in details",
+            )),
         }
     }
 }
 
 fn scan(what: &str, text: &str) {
     for canary in [PIN, OTP, NATIONAL_ID, MSISDN] {
-        assert!(!text.contains(canary), "{what} leaked a canary ({canary}):\n{text}");
+        assert!(
+            !text.contains(canary),
+            "{what} leaked a canary ({canary}):\n{text}"
+        );
     }
 }
 
@@ -120,24 +146,41 @@ async fn no_canary_leaves_the_engine(db: TestDb) {
     let engine = support::engine(&db, &clock, |b| b.register(PortInLike)).await;
     let worker = engine.run_worker();
     let id = engine
-        .start::<PortInLike>(Input { msisdn: MSISDN.into(), pin: PIN.into(), national_id: NATIONAL_ID.into() })
+        .start::<PortInLike>(Input {
+            msisdn: MSISDN.into(),
+            pin: PIN.into(),
+            national_id: NATIONAL_ID.into(),
+        })
         .await
         .unwrap();
-    engine.wait_for(id, Duration::from_secs(10), |r| r.status == Status::Waiting).await.unwrap();
     engine
-        .signal(NewSignal::to_journey(id, "otp-code", json!({"otp": OTP, "msisdn": MSISDN})).unwrap().source("app"))
+        .wait_for(id, Duration::from_secs(10), |r| r.status == Status::Waiting)
+        .await
+        .unwrap();
+    engine
+        .signal(
+            NewSignal::to_journey(id, "otp-code", json!({"otp": OTP, "msisdn": MSISDN}))
+                .unwrap()
+                .source("app"),
+        )
         .await
         .unwrap();
     // An unmatched callback carrying the canaries too.
     engine
         .signal(
-            NewSignal::to_correlation(CorrelationKey::new("test.ref", "nobody").unwrap(), "otp-code", json!({"code": OTP, "mobileNo": MSISDN, "password": PIN}))
-                .unwrap(),
+            NewSignal::to_correlation(
+                CorrelationKey::new("test.ref", "nobody").unwrap(),
+                "otp-code",
+                json!({"code": OTP, "mobileNo": MSISDN, "password": PIN}),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
     let r = engine
-        .wait_for(id, Duration::from_secs(10), |r| r.status == Status::NeedsAttention)
+        .wait_for(id, Duration::from_secs(10), |r| {
+            r.status == Status::NeedsAttention
+        })
         .await
         .unwrap();
     assert!(r.attention.is_some());
@@ -146,12 +189,19 @@ async fn no_canary_leaves_the_engine(db: TestDb) {
     scan("show --json", &serde_json::to_string_pretty(&view).unwrap());
     scan("show (debug)", &format!("{view:?}"));
     let list = engine
-        .list(&handover_engine::store::ListFilter { key: Some(MSISDN.into()), limit: 10, ..Default::default() })
+        .list(&handover_engine::store::ListFilter {
+            key: Some(MSISDN.into()),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(list.len(), 1, "searchable by the full MSISDN");
     scan("list --json", &serde_json::to_string(&list).unwrap());
-    scan("stuck --json", &serde_json::to_string(&engine.stuck(10).await.unwrap()).unwrap());
+    scan(
+        "stuck --json",
+        &serde_json::to_string(&engine.stuck(10).await.unwrap()).unwrap(),
+    );
     let history: Vec<_> = engine.history(id, 100).await.unwrap();
     // History details (not the recorded states, which are redacted when shown) carry no secret.
     for h in &history {
@@ -161,7 +211,10 @@ async fn no_canary_leaves_the_engine(db: TestDb) {
     scan("/metrics", &engine.metrics().render(&counts));
     worker.shutdown(Duration::from_secs(5)).await;
     let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
-    assert!(logs.contains("TRACE") || logs.contains("DEBUG") || logs.contains("WARN"), "logs were captured");
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG") || logs.contains("WARN"),
+        "logs were captured"
+    );
     scan("logs at TRACE", &logs);
 }
 

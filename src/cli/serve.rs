@@ -78,9 +78,7 @@ pub async fn run(db: &str, args: ServeArgs) -> Result<()> {
     };
     let (clients, sims) = if args.simulators {
         let sims = Simulators::start(SimulatorsConfig::default()).await?;
-        sims.service_ops
-            .set_callback_base_url(public.join(ingress::service_ops::BASE_PATH)?);
-        (sims.providers_config(), Some(sims))
+        (ingress::wire_simulators(&sims, &public)?, Some(sims))
     } else {
         let config = match &args.config {
             Some(path) => ProvidersConfig::load(path)

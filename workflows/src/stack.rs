@@ -150,11 +150,8 @@ impl Stack {
         let ingress_url = Url::parse(&format!("http://{addr}/"))
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
         // The simulators call back into the ingress.
-        let callbacks = ingress_url
-            .join(ingress::service_ops::BASE_PATH)
+        let mut clients = ingress::wire_simulators(&sims, &ingress_url)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-        sims.service_ops.set_callback_base_url(callbacks);
-        let mut clients = sims.providers_config();
         if let Some(tune) = &config.tune_providers {
             tune(&mut clients);
         }

@@ -43,6 +43,8 @@ pub enum EffectKind {
     Refund,
     /// A service was created or changed.
     ServiceChange,
+    /// A line was registered with a regulator (Mobily: TCC registration).
+    Registration,
 }
 
 /// One applied effect.

@@ -21,6 +21,7 @@ pub mod alqimah;
 pub mod callback;
 pub mod fault;
 pub mod ledger;
+pub mod mobily;
 pub mod mobitel;
 pub mod reach;
 mod server;
@@ -39,6 +40,7 @@ pub use self::fault::{
     answer_fault,
 };
 pub use self::ledger::{Duplicate, Effect, EffectKind, Ledger};
+pub use self::mobily::{MobilyBehaviour, MobilySim, MobilySimConfig};
 pub use self::mobitel::{MobitelBehaviour, MobitelSim, MobitelSimConfig};
 pub use self::reach::{ReachBehaviour, ReachSim, ReachSimConfig};
 pub use self::server::{
@@ -62,6 +64,9 @@ pub struct SimulatorsConfig {
     pub alqimah: AlQimahSimConfig,
     /// The Reach simulator; `reach.callback_base` is where its callbacks go.
     pub reach: ReachSimConfig,
+    /// The Mobily simulator (its `callbacks`, `nafath_webhook_override` and
+    /// `three_ds_return_override` point webhooks and browser returns at the engine).
+    pub mobily: MobilySimConfig,
     // Colleagues: `reach`, `alqimah`, `mobily`, `service_ops` sections go here.
     /// The service operations simulator; its `callback_base_url` is where it posts
     /// `success_event` / `error_event` (the engine's ingress).
@@ -80,6 +85,8 @@ impl SimulatorsConfig {
         config.service_ops.seed = seed;
         config.reach.faults = FaultPlan::chaos(seed, slow_ms);
         config.reach.seed = seed;
+        config.mobily.faults = FaultPlan::chaos(seed, slow_ms);
+        config.mobily.seed = seed;
         config
     }
 }
@@ -96,6 +103,8 @@ pub struct Simulators {
     pub service_ops: ServiceOpsSim,
     /// Reach plugAPI.
     pub reach: ReachSim,
+    /// Mobily (eSIM checkout).
+    pub mobily: MobilySim,
 }
 
 impl Simulators {
@@ -106,6 +115,7 @@ impl Simulators {
             alqimah: AlQimahSim::start(config.alqimah).await?,
             service_ops: ServiceOpsSim::start(config.service_ops).await?,
             reach: ReachSim::start(config.reach).await?,
+            mobily: MobilySim::start(config.mobily).await?,
         })
     }
 
@@ -116,6 +126,7 @@ impl Simulators {
             (Provider::AlQimah, self.alqimah.base_url().clone()),
             (Provider::ServiceOps, self.service_ops.base_url().clone()),
             (Provider::Reach, self.reach.base_url().clone()),
+            (Provider::Mobily, self.mobily.base_url().clone()),
         ]
     }
 
@@ -127,6 +138,7 @@ impl Simulators {
             alqimah: Some(self.alqimah.client_config()),
             service_ops: Some(self.service_ops.client_config()),
             reach: Some(self.reach.client_config()),
+            mobily: Some(self.mobily.client_config()),
         }
     }
 }

@@ -14,12 +14,18 @@
 //! [`router`] is what `handover serve` listens with; embedders mount it in
 //! their own axum service.
 
+pub mod alqimah;
+pub mod mobily;
+pub mod reach;
 pub mod service_ops;
 
 use axum::Router;
+use handover_adapters::ProvidersConfig;
+use handover_adapters::sim::Simulators;
 use handover_engine::Engine;
 use handover_engine::ingress::{self, DEFAULT_BODY_LIMIT_BYTES, IngressConfig};
 use secrecy::SecretString;
+use url::Url;
 
 /// The ingress's settings.
 #[derive(Clone)]
@@ -57,5 +63,27 @@ pub fn router(engine: Engine, settings: &IngressSettings) -> Router {
         app_tokens: settings.app_tokens.clone(),
         body_limit_bytes: settings.body_limit_bytes,
     };
-    ingress::router(engine.clone(), &generic).merge(service_ops::routes(engine))
+    ingress::router(engine.clone(), &generic)
+        .merge(service_ops::routes(engine.clone()))
+        .merge(reach::routes(engine.clone(), settings))
+        .merge(alqimah::routes(engine.clone(), settings))
+        .merge(mobily::routes(engine, settings))
+}
+
+/// Points every simulator's callbacks, webhooks and browser returns at the
+/// ingress listening at `ingress_url`, and returns the clients'
+/// configuration for talking to the simulators (with our webhook and return
+/// URLs under `ingress_url`). The loopback [`crate::stack::Stack`] and
+/// `handover serve --simulators` start with this.
+pub fn wire_simulators(
+    sims: &Simulators,
+    ingress_url: &Url,
+) -> Result<ProvidersConfig, url::ParseError> {
+    let mut clients = sims.providers_config();
+    sims.service_ops
+        .set_callback_base_url(ingress_url.join(service_ops::BASE_PATH)?);
+    reach::wire_simulator(sims, ingress_url, &mut clients)?;
+    alqimah::wire_simulator(sims, ingress_url, &mut clients)?;
+    mobily::wire_simulator(sims, ingress_url, &mut clients)?;
+    Ok(clients)
 }

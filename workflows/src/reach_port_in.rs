@@ -1,0 +1,13 @@
+//! J3. Reach number port-in with its correction loop (`reach-plugapi-guide.txt`, Scenario E).
+//!
+//! (Being written: see the module's issue. The journey registers itself in
+//! [`register`].)
+
+use handover_engine::Registry;
+
+use crate::Providers;
+
+/// Registers the journey when its provider is configured.
+pub fn register(registry: &mut Registry, providers: &Providers) {
+    let _ = (registry, providers);
+}
