@@ -39,7 +39,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose, matches!(cli.command, Command::Demo(_)));
     let result = match cli.command {
-        Command::Demo(args) => cli::demo::run(&cli.db, args).await,
+        Command::Demo(args) => Box::pin(cli::demo::run(&cli.db, args)).await,
         Command::Sim(args) => cli::sim::run(args).await.map(|()| String::new()),
         Command::Serve(args) => cli::serve::run(&cli.db, args).await.map(|()| String::new()),
         Command::Journeys(command) => match tools_engine(&cli.db).await {
