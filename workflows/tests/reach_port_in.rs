@@ -26,6 +26,8 @@ use handover_engine::{
     CorrelationKey, FaultPoint, HistoryKind, JourneyId, JourneyRecord, ManualClock, NewSignal,
     Sensitive, Status,
 };
+use handover_workflows::demo::reach_port_in::ReachPortInDriver;
+use handover_workflows::demo::{DemoCase, DemoDriver, Expected};
 use handover_workflows::ingress::reach::ACTIVATION_SIGNAL;
 use handover_workflows::reach_port_in::{
     CORRECTION_SIGNAL, PortInInput, PortInOutcome, PortInOutput, PortInTimings, ReachPortIn,
@@ -750,7 +752,64 @@ impl NowMs for ManualClock {
     }
 }
 
+/// The demo's driver plays every scenario of ten journeys (the customer pays
+/// at the page and answers each failure) and each ends as it expects.
+async fn the_demo_driver_plays_every_scenario(db: TestDb) {
+    let mut config = config(&db);
+    // The driver pays itself.
+    config.sims.reach.behaviour = ReachBehaviour::fast();
+    let stack = Box::pin(support::stack(config)).await;
+    let driver = ReachPortInDriver;
+    driver.prepare(&stack);
+    let mut cases = Vec::new();
+    for i in 0..10 {
+        cases.push(driver.start(&stack, i).await.unwrap());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let mut open: Vec<&DemoCase> = cases.iter().collect();
+    while !open.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "unfinished: {open:?}"
+        );
+        let mut still = Vec::new();
+        for case in open {
+            let record = stack.engine.journey(case.id).await.unwrap();
+            if record.status.is_terminal() || record.status == Status::NeedsAttention {
+                let want = match case.expect {
+                    Expected::Completed => Status::Completed,
+                    Expected::Failed | Expected::Compensated => Status::Failed,
+                    Expected::Cancelled => Status::Cancelled,
+                };
+                assert_eq!(
+                    record.status, want,
+                    "{}: {:?} {:?}",
+                    case.scenario, record.failure, record.attention
+                );
+            } else {
+                driver.assist(&stack, case, &record).await.unwrap();
+                still.push(case);
+            }
+        }
+        open = still;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cancelled = cases.iter().find(|c| c.scenario == "cancel-port").unwrap();
+    assert_eq!(
+        output(&stack, cancelled.id).await.outcome,
+        PortInOutcome::Cancelled
+    );
+    let twice = cases
+        .iter()
+        .find(|c| c.scenario == "wrong-pin-and-zip")
+        .unwrap();
+    assert_eq!(output(&stack, twice.id).await.corrections, 2);
+    assert!(stack.sims.reach.ledger().duplicates().is_empty());
+    stack.stop().await;
+}
+
 both!(
+    the_demo_driver_plays_every_scenario,
     happy_path_ports_the_number,
     invalid_inputs_are_refused_before_anything_is_sent,
     an_ineligible_number_stops_before_the_purchase,
