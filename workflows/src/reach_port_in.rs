@@ -48,6 +48,7 @@
 //!
 //! Business key: the MDN being ported (shown masked).
 
+mod correction;
 mod model;
 
 use std::sync::Arc;
@@ -69,10 +70,11 @@ use handover_engine::{
 };
 use secrecy::SecretString;
 
+pub use self::correction::{CorrectionError, CorrectionPayload};
 pub use self::model::{
-    Buyer, Correction, CorrectionError, CorrectionPayload, DEFAULT_MAX_CORRECTIONS, Line,
-    LineDecision, MAX_ACTIVATIONS, MAX_CORRECTIONS_LIMIT, Mode, PortInInput, PortInOutcome,
-    PortInOutput, PortInTimings, PortOrder, Settings, State, decide, update_was_applied,
+    Buyer, Correction, DEFAULT_MAX_CORRECTIONS, Line, LineDecision, MAX_ACTIVATIONS,
+    MAX_CORRECTIONS_LIMIT, Mode, PortInInput, PortInOutcome, PortInOutput, PortInTimings,
+    PortOrder, Settings, State, decide, update_was_applied,
 };
 use crate::Providers;
 use crate::common::step_error;
