@@ -34,6 +34,11 @@
 //! ([`StepCtx::idempotency_key`], one per step) is recorded in the history
 //! note to trace it.
 //!
+//! **Callbacks** are hints: every wake-up of [`State::Porting`] confirms with
+//! the status endpoint. A callback that arrives while the journey waits for
+//! something else (the customer's correction) stays in the inbox and wakes
+//! the next poll at once: one extra status query, never a wrong decision.
+//!
 //! **Secrets.** The PIN (input, state, corrections) is [`Sensitive`]; the
 //! number, the account number, the IMEI and the buyer are `Sensitive` too,
 //! with a masked copy of the number for people. Callback payloads are parsed
