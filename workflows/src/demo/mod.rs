@@ -12,6 +12,7 @@
 //! customer, so the demo and the tests exercise the same paths.
 
 pub mod fleet;
+pub mod reach_port_in;
 pub mod service_ops;
 
 use async_trait::async_trait;
@@ -94,5 +95,8 @@ pub trait DemoDriver: Send + Sync + std::fmt::Debug {
 
 /// Every journey type's driver.
 pub fn drivers() -> Vec<Box<dyn DemoDriver>> {
-    vec![Box::new(service_ops::ServiceOpsDriver)]
+    vec![
+        Box::new(service_ops::ServiceOpsDriver),
+        Box::new(reach_port_in::ReachPortInDriver),
+    ]
 }
