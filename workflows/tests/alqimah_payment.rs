@@ -129,7 +129,7 @@ async fn webhook_get(stack: &Stack, query: &str) -> reqwest::StatusCode {
 }
 
 async fn top_up_offer_and_game_card_complete(db: TestDb) {
-    let stack = support::stack(support::config(&db)).await;
+    let stack = Box::pin(support::stack(support::config(&db))).await;
     let id = start(&stack, top_up(100)).await;
     let out = completed(&stack, id).await;
     assert_eq!(out.settled_by, SettledBy::PaymentAnswer);
@@ -220,7 +220,7 @@ async fn top_up_offer_and_game_card_complete(db: TestDb) {
 }
 
 async fn invalid_inputs_are_refused_at_start(db: TestDb) {
-    let stack = support::stack(support::config(&db)).await;
+    let stack = Box::pin(support::stack(support::config(&db))).await;
     let cases: Vec<(AlQimahPaymentInput, &str)> = vec![
         (
             AlQimahPaymentInput {
@@ -278,7 +278,7 @@ async fn invalid_inputs_are_refused_at_start(db: TestDb) {
 }
 
 async fn business_refusals_fail_with_a_readable_reason(db: TestDb) {
-    let stack = support::stack(support::config(&db)).await;
+    let stack = Box::pin(support::stack(support::config(&db))).await;
     let sim = &stack.sims.alqimah;
 
     sim.set_balance(DEFAULT_ACCOUNT_NUMBER, 50).unwrap();
@@ -323,7 +323,7 @@ async fn business_refusals_fail_with_a_readable_reason(db: TestDb) {
 async fn faults_on_the_payment_never_pay_twice(db: TestDb) {
     let mut config = support::config(&db);
     with_client_timeout(&mut config, 400);
-    let stack = support::stack(config).await;
+    let stack = Box::pin(support::stack(config)).await;
     let faults = stack.sims.alqimah.faults();
 
     // 429, 500, 503: nothing happened; retried with backoff, then paid once.
@@ -378,7 +378,7 @@ async fn faults_on_the_payment_never_pay_twice(db: TestDb) {
 }
 
 async fn five_rate_limits_ask_a_person(db: TestDb) {
-    let stack = support::stack(support::config(&db)).await;
+    let stack = Box::pin(support::stack(support::config(&db))).await;
     for _ in 0..5 {
         stack.sims.alqimah.faults().script_next(
             PAYMENT_ENDPOINT,
@@ -410,7 +410,7 @@ async fn five_rate_limits_ask_a_person(db: TestDb) {
 }
 
 async fn pending_is_settled_by_the_status_query(db: TestDb) {
-    let stack = support::stack(support::config(&db)).await;
+    let stack = Box::pin(support::stack(support::config(&db))).await;
     let sim = &stack.sims.alqimah;
     // Pending three times, then succeeded; its webhook is lost.
     sim.callbacks()
@@ -440,7 +440,7 @@ async fn pending_is_settled_by_the_status_query(db: TestDb) {
 }
 
 async fn pending_is_settled_by_the_webhook_at_once(db: TestDb) {
-    let stack = support::stack(support::config(&db)).await;
+    let stack = Box::pin(support::stack(support::config(&db))).await;
     let sim = &stack.sims.alqimah;
     sim.script_next_payment(PaymentScript::Pending {
         after: SettleAfter::Manual,
@@ -476,7 +476,7 @@ async fn pending_is_settled_by_the_webhook_at_once(db: TestDb) {
 }
 
 async fn duplicated_and_early_webhooks_take_effect_once(db: TestDb) {
-    let stack = support::stack(support::config(&db)).await;
+    let stack = Box::pin(support::stack(support::config(&db))).await;
     let sim = &stack.sims.alqimah;
     // Settles 1 ms after the payment (before the journey parks), and the
     // webhook comes three times.
@@ -517,7 +517,7 @@ async fn duplicated_and_early_webhooks_take_effect_once(db: TestDb) {
 }
 
 async fn forged_malformed_and_unknown_webhooks(db: TestDb) {
-    let stack = support::stack(support::config(&db)).await;
+    let stack = Box::pin(support::stack(support::config(&db))).await;
     let sim = &stack.sims.alqimah;
     // Al-Qimah's (simulated) webhook with a wrong code: refused, nothing
     // written, the journey settles by its own re-check.
@@ -606,7 +606,7 @@ async fn forged_malformed_and_unknown_webhooks(db: TestDb) {
 }
 
 async fn an_unsettled_payment_asks_a_person(db: TestDb) {
-    let stack = support::stack(support::config(&db)).await;
+    let stack = Box::pin(support::stack(support::config(&db))).await;
     let sim = &stack.sims.alqimah;
     sim.script_next_payment(PaymentScript::Pending {
         after: SettleAfter::Manual,
@@ -652,7 +652,7 @@ async fn a_crash_at_every_step_pays_once(db: TestDb) {
             let (hook, fired) = support::crash_once(point, seq);
             let mut config = support::config(&db);
             config.fault_hook = Some(hook);
-            let mut stack = support::stack(config).await;
+            let mut stack = Box::pin(support::stack(config)).await;
             stack
                 .sims
                 .alqimah
