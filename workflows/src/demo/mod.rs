@@ -11,6 +11,8 @@
 //! A driver is also what a journey's end-to-end tests use to play the
 //! customer, so the demo and the tests exercise the same paths.
 
+pub mod alqimah_payment;
+pub mod mobitel_billing;
 pub mod service_ops;
 
 use async_trait::async_trait;
@@ -93,5 +95,9 @@ pub trait DemoDriver: Send + Sync + std::fmt::Debug {
 
 /// Every journey type's driver.
 pub fn drivers() -> Vec<Box<dyn DemoDriver>> {
-    vec![Box::new(service_ops::ServiceOpsDriver)]
+    vec![
+        Box::new(service_ops::ServiceOpsDriver),
+        Box::new(alqimah_payment::AlQimahPaymentDriver),
+        Box::new(mobitel_billing::MobitelBillingDriver),
+    ]
 }
