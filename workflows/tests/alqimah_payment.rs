@@ -680,7 +680,32 @@ async fn a_crash_at_every_step_pays_once(db: TestDb) {
     }
 }
 
+async fn the_demo_scenarios_end_as_expected(db: TestDb) {
+    use handover_workflows::demo::alqimah_payment::AlQimahPaymentDriver;
+    use handover_workflows::demo::{DemoDriver, Expected};
+    let stack = Box::pin(support::stack(support::config(&db))).await;
+    let driver = AlQimahPaymentDriver;
+    driver.prepare(&stack);
+    let mut cases = Vec::new();
+    for i in 0..10 {
+        cases.push(driver.start(&stack, i).await.unwrap());
+    }
+    for case in cases {
+        let done = support::settled(&stack, case.id, SETTLE).await;
+        let want = match case.expect {
+            Expected::Completed => Status::Completed,
+            _ => Status::Failed,
+        };
+        assert_eq!(done.status, want, "{}: {:?}", case.scenario, done.failure);
+    }
+    let ledger = stack.sims.alqimah.ledger();
+    assert!(ledger.duplicates().is_empty());
+    assert_eq!(ledger.entries_of(EffectKind::Payment).len(), 9);
+    stack.stop().await;
+}
+
 both!(
+    the_demo_scenarios_end_as_expected,
     top_up_offer_and_game_card_complete,
     invalid_inputs_are_refused_at_start,
     business_refusals_fail_with_a_readable_reason,
