@@ -471,6 +471,34 @@ async fn never_approved_fails_after_bounded_reinitiations(db: TestDb) {
     stack.stop().await;
 }
 
+async fn too_soon_refusals_wait_the_gap_then_give_up(db: TestDb) {
+    let (config, clock) = manual_config(&db);
+    let stack = Box::pin(support::stack(config)).await;
+    // Mobitel's own 2-minute rule in real time: the re-initiation (2 minutes
+    // later on the journey's clock) is refused as too soon, every time.
+    stack
+        .sims
+        .mobitel
+        .set_behaviour(MobitelBehaviour::default());
+    let id = start(
+        &stack,
+        MobitelBillingInput {
+            max_initiations: Some(2),
+            consent_window_secs: Some(10),
+            ..input()
+        },
+    )
+    .await;
+    let reason = failed(&stack, &clock, id).await;
+    assert!(
+        reason.contains("too soon") && reason.contains("nothing was charged"),
+        "{reason}"
+    );
+    assert_eq!(requests(&stack), 1);
+    assert_eq!(charges(&stack), 0);
+    stack.stop().await;
+}
+
 async fn a_crash_at_every_step_charges_once(db: TestDb) {
     // Steps: 0 request-charge, 1 await-consent (pending), 2 await-consent (approved).
     for seq in 0..3 {
@@ -502,12 +530,73 @@ async fn a_crash_at_every_step_charges_once(db: TestDb) {
     }
 }
 
+async fn the_demo_scenarios_end_as_expected(db: TestDb) {
+    use handover_workflows::demo::mobitel_billing::MobitelBillingDriver;
+    use handover_workflows::demo::{DemoDriver, Expected};
+    let (config, clock) = manual_config(&db);
+    let stack = Box::pin(support::stack(config)).await;
+    let driver = MobitelBillingDriver;
+    driver.prepare(&stack);
+    // The simulator's 2-minute gap is real time; the journey keeps its own.
+    customer(&stack, ConsentPolicy::Manual, Duration::from_secs(60));
+    let mut cases = Vec::new();
+    for i in [0, 1, 8, 9] {
+        cases.push(driver.start(&stack, i).await.unwrap());
+    }
+    let deadline = tokio::time::Instant::now() + REAL_LIMIT;
+    loop {
+        let mut parked_until = Vec::new();
+        let mut running = 0;
+        for case in &cases {
+            let record = stack.engine.journey(case.id).await.unwrap();
+            if ended(&record) {
+                continue;
+            }
+            driver.assist(&stack, case, &record).await.unwrap();
+            match (record.lease_owner.as_ref(), record.ready_at_ms) {
+                (None, Some(ready)) => parked_until.push(ready),
+                _ => running += 1,
+            }
+        }
+        if parked_until.is_empty() && running == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the demo cases did not end"
+        );
+        let now_ms = clock.now().timestamp_millis();
+        if running == 0
+            && let Some(next) = parked_until.iter().min()
+            && *next > now_ms
+        {
+            clock.advance(Duration::from_millis(
+                u64::try_from(next - now_ms).unwrap_or(0),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for case in &cases {
+        let done = stack.engine.journey(case.id).await.unwrap();
+        let want = match case.expect {
+            Expected::Completed => Status::Completed,
+            _ => Status::Failed,
+        };
+        assert_eq!(done.status, want, "{}: {:?}", case.scenario, done.failure);
+    }
+    assert_eq!(charges(&stack), 3);
+    assert!(stack.sims.mobitel.ledger().duplicates().is_empty());
+    stack.stop().await;
+}
+
 both!(
+    the_demo_scenarios_end_as_expected,
     an_approved_charge_completes,
     invalid_inputs_are_refused_at_start,
     business_refusals_fail_with_a_readable_reason,
     faults_never_charge_twice,
     approved_late_after_a_reinitiation,
     never_approved_fails_after_bounded_reinitiations,
+    too_soon_refusals_wait_the_gap_then_give_up,
     a_crash_at_every_step_charges_once,
 );
