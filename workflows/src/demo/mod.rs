@@ -12,6 +12,7 @@
 //! customer, so the demo and the tests exercise the same paths.
 
 pub mod alqimah_payment;
+pub mod fleet;
 pub mod mobitel_billing;
 pub mod service_ops;
 
