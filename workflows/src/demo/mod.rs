@@ -13,8 +13,8 @@
 
 pub mod alqimah_payment;
 pub mod fleet;
-pub mod reach_port_in;
 pub mod mobitel_billing;
+pub mod reach_port_in;
 pub mod service_ops;
 
 use async_trait::async_trait;
