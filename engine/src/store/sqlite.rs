@@ -84,6 +84,13 @@ impl SqliteStore {
         })
     }
 
+    /// The writer's connection pool (one connection: SQLite has one writer
+    /// at a time). Exposed so a benchmark can measure the database's own
+    /// commit rate through the very pool the engine writes with.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.writer
+    }
+
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         self.stats.query();
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
