@@ -529,13 +529,15 @@ impl JourneyStore for PostgresStore {
         if let Some(key) = &filter.key {
             let key = normalise_key(key);
             let as_id = Uuid::parse_str(&key).ok();
-            q.push(" AND (j.business_key = ")
+            // One indexed lookup per kind of key, united: an OR across them
+            // made Postgres scan every journey (0.5-1 s at a million rows).
+            q.push(" AND j.id IN (SELECT id FROM journeys WHERE business_key = ")
                 .push_bind(key.clone())
-                .push(" OR j.id = ")
+                .push(" UNION ALL SELECT id FROM journeys WHERE id = ")
                 .push_bind(as_id)
-                .push(" OR j.id IN (SELECT journey_id FROM correlations WHERE value = ")
+                .push(" UNION ALL SELECT journey_id FROM correlations WHERE value = ")
                 .push_bind(key)
-                .push("))");
+                .push(")");
         }
         if let Some(since) = filter.since_ms {
             q.push(" AND j.created_at_ms >= ").push_bind(since);
