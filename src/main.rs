@@ -46,6 +46,8 @@ async fn main() -> ExitCode {
             Ok(engine) => cli::journeys::run(&engine, command).await,
             Err(e) => Err(e),
         },
+        Command::Bench(args) => cli::bench::run(&cli.db, args).await,
+        Command::BenchWorker(args) => cli::bench::worker(args).await,
     };
     match result {
         Ok(text) => {

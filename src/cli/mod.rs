@@ -1,5 +1,6 @@
 //! The `handover` command line: arguments and dispatch.
 
+pub mod bench;
 pub mod demo;
 pub mod journeys;
 pub mod serve;
@@ -44,6 +45,12 @@ pub enum Command {
     /// Find, inspect and repair journeys.
     #[command(subcommand)]
     Journeys(JourneysCommand),
+    /// Measure the engine against the database's own commit rate (six
+    /// workloads; see docs/PERFORMANCE.md).
+    Bench(bench::BenchArgs),
+    /// The engine process `bench` kills in its recovery workload.
+    #[command(hide = true)]
+    BenchWorker(bench::BenchWorkerArgs),
 }
 
 /// Who performs a repair and why: every repair is recorded with both.

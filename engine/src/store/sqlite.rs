@@ -2,12 +2,13 @@
 //! connection (writers queue in the pool, not in SQLite's busy handler) and a
 //! few readers.
 
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -84,9 +85,10 @@ impl SqliteStore {
         })
     }
 
-    /// The write pool (one connection: SQLite has one writer), for an
-    /// embedding service that keeps its own tables in the same database.
-    /// Its writes queue behind the engine's commits, as any SQLite writer's do.
+    /// The writer's connection pool (one connection: SQLite has one writer
+    /// at a time): for an embedding service that keeps its own tables in the
+    /// same database (its writes queue behind the engine's commits), and for
+    /// the benchmark's baseline through the very pool the engine writes with.
     pub fn pool(&self) -> &SqlitePool {
         &self.writer
     }
@@ -330,26 +332,6 @@ async fn register_correlations(
     Ok(())
 }
 
-/// Makes a waiting journey due now if an unconsumed signal it waits for is
-/// in its inbox. Returns whether it did.
-async fn wake_if_signalled(
-    tx: &mut Transaction<'static, Sqlite>,
-    id: &str,
-    now_ms: i64,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE journeys SET ready_at_ms = ?2 \
-         WHERE id = ?1 AND status = 'waiting' AND lease_owner IS NULL AND EXISTS ( \
-           SELECT 1 FROM signals s WHERE s.journey_id = journeys.id AND s.consumed_at_ms IS NULL \
-           AND instr(journeys.wait_signals, ',' || s.name || ',') > 0)",
-    )
-    .bind(id)
-    .bind(now_ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() > 0)
-}
-
 #[async_trait]
 impl JourneyStore for SqliteStore {
     async fn create(&self, journey: &NewJourney) -> Result<CreateOutcome, StoreError> {
@@ -586,79 +568,172 @@ impl WorkStore for SqliteStore {
         batch: &[Commit],
         lease_until_ms: i64,
     ) -> Result<Vec<CommitOutcome>, StoreError> {
+        if batch.is_empty() {
+            return Ok(vec![]);
+        }
+        // Set-based, as on Postgres: a handful of statements for the whole
+        // batch instead of several per journey. Every statement is a round
+        // trip to sqlx's SQLite thread, and those hops (not SQLite's own
+        // work) bounded a group commit of a few hundred journeys.
+        let updates: Vec<Value> = batch
+            .iter()
+            .map(|c| {
+                let u = &c.update;
+                let (ready_at, keep) = match u.ready {
+                    Ready::KeepLease => (Some(lease_until_ms), true),
+                    Ready::At(at) => (Some(at), false),
+                    Ready::Never => (None, false),
+                };
+                json!({
+                    "id": c.id.to_string(),
+                    "epoch": c.epoch,
+                    "version": u.version,
+                    "status": u.status.as_str(),
+                    "state": u.state.to_string(),
+                    "step_name": u.step_name,
+                    "step_since_ms": u.step_since_ms,
+                    "sla_at_ms": u.sla_at_ms,
+                    "step_seq": u.step_seq,
+                    "attempt": u.attempt,
+                    "ready_at_ms": ready_at,
+                    "wake_at_ms": u.wake_at_ms,
+                    "wait_signals": encode_signals(&u.wait_signals),
+                    "wait_on_timeout": u.wait_on_timeout.as_ref().map(Value::to_string),
+                    "deadline_at_ms": u.deadline_at_ms,
+                    "last_error": u.last_error,
+                    "last_error_kind": u.last_error_kind,
+                    "attention": u.attention,
+                    "compensations": Value::Array(u.compensations.clone()).to_string(),
+                    "ending": u.ending.map(Ending::as_str),
+                    "clear_cancel": u.clear_cancel_request,
+                    "output": u.output.as_ref().map(Value::to_string),
+                    "failure": u.failure,
+                    "history_seq": u.history_seq,
+                    "finished_at_ms": u.finished_at_ms,
+                    "bk_kind": u.business_key.as_ref().map(|k| k.kind.as_str()),
+                    "bk": u.business_key.as_ref().map(|k| k.value.as_str()),
+                    "keep": keep,
+                    "now_ms": c.now_ms,
+                })
+            })
+            .collect();
         let mut tx = self.begin().await?;
+        let committed: Vec<(String, bool)> = sqlx::query_as(
+            "UPDATE journeys SET version = u.version, status = u.status, state = u.state, \
+               step_name = u.step_name, step_since_ms = u.step_since_ms, sla_at_ms = u.sla_at_ms, \
+               step_seq = u.step_seq, attempt = u.attempt, ready_at_ms = u.ready_at_ms, \
+               wake_at_ms = u.wake_at_ms, wait_signals = u.wait_signals, \
+               wait_on_timeout = u.wait_on_timeout, deadline_at_ms = u.deadline_at_ms, \
+               last_error = u.last_error, last_error_kind = u.last_error_kind, \
+               attention = u.attention, compensations = u.compensations, ending = u.ending, \
+               cancel_request = CASE WHEN u.clear_cancel THEN NULL ELSE journeys.cancel_request END, \
+               output = u.output, failure = u.failure, history_seq = u.history_seq, \
+               finished_at_ms = u.finished_at_ms, business_key_kind = u.bk_kind, business_key = u.bk, \
+               lease_owner = CASE WHEN u.keep THEN journeys.lease_owner ELSE NULL END, \
+               recovered = 0, claims_since_commit = 0, updated_at_ms = u.now_ms \
+             FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.epoch') AS epoch, \
+                     json_extract(value, '$.version') AS version, json_extract(value, '$.status') AS status, \
+                     json_extract(value, '$.state') AS state, json_extract(value, '$.step_name') AS step_name, \
+                     json_extract(value, '$.step_since_ms') AS step_since_ms, json_extract(value, '$.sla_at_ms') AS sla_at_ms, \
+                     json_extract(value, '$.step_seq') AS step_seq, json_extract(value, '$.attempt') AS attempt, \
+                     json_extract(value, '$.ready_at_ms') AS ready_at_ms, json_extract(value, '$.wake_at_ms') AS wake_at_ms, \
+                     json_extract(value, '$.wait_signals') AS wait_signals, \
+                     json_extract(value, '$.wait_on_timeout') AS wait_on_timeout, \
+                     json_extract(value, '$.deadline_at_ms') AS deadline_at_ms, json_extract(value, '$.last_error') AS last_error, \
+                     json_extract(value, '$.last_error_kind') AS last_error_kind, json_extract(value, '$.attention') AS attention, \
+                     json_extract(value, '$.compensations') AS compensations, json_extract(value, '$.ending') AS ending, \
+                     json_extract(value, '$.clear_cancel') AS clear_cancel, json_extract(value, '$.output') AS output, \
+                     json_extract(value, '$.failure') AS failure, json_extract(value, '$.history_seq') AS history_seq, \
+                     json_extract(value, '$.finished_at_ms') AS finished_at_ms, json_extract(value, '$.bk_kind') AS bk_kind, \
+                     json_extract(value, '$.bk') AS bk, json_extract(value, '$.keep') AS keep, json_extract(value, '$.now_ms') AS now_ms \
+                   FROM json_each(?1)) AS u \
+             WHERE journeys.id = u.id AND journeys.lease_epoch = u.epoch AND journeys.lease_owner = ?2 \
+             RETURNING journeys.id, journeys.cancel_request IS NOT NULL",
+        )
+        .bind(Value::Array(updates).to_string())
+        .bind(owner)
+        .fetch_all(&mut *tx)
+        .await?;
+        let committed: HashMap<String, bool> = committed.into_iter().collect();
+
+        let mut history = Vec::new();
+        let mut consumed = Vec::new();
+        let mut waiting = Vec::new();
         let mut out = Vec::with_capacity(batch.len());
+        let now = batch.iter().map(|c| c.now_ms).max().unwrap_or_default();
         for c in batch {
             let id = c.id.to_string();
-            let u = &c.update;
-            let (ready_at, keep) = match u.ready {
-                Ready::KeepLease => (Some(lease_until_ms), true),
-                Ready::At(at) => (Some(at), false),
-                Ready::Never => (None, false),
-            };
-            let cancel_pending: Option<bool> = sqlx::query_scalar(
-                "UPDATE journeys SET version = ?1, status = ?2, state = ?3, step_name = ?4, step_since_ms = ?5, \
-                 sla_at_ms = ?6, step_seq = ?7, attempt = ?8, ready_at_ms = ?9, wake_at_ms = ?10, \
-                 wait_signals = ?11, wait_on_timeout = ?12, deadline_at_ms = ?13, last_error = ?14, \
-                 last_error_kind = ?15, attention = ?16, compensations = ?17, ending = ?18, \
-                 cancel_request = CASE WHEN ?19 THEN NULL ELSE cancel_request END, output = ?20, \
-                 failure = ?21, history_seq = ?22, finished_at_ms = ?23, business_key_kind = ?24, \
-                 business_key = ?25, lease_owner = CASE WHEN ?26 THEN lease_owner ELSE NULL END, \
-                 recovered = 0, claims_since_commit = 0, updated_at_ms = ?27 \
-                 WHERE id = ?28 AND lease_epoch = ?29 AND lease_owner = ?30 \
-                 RETURNING cancel_request IS NOT NULL",
-            )
-            .bind(i64::from(u.version))
-            .bind(u.status.as_str())
-            .bind(u.state.to_string())
-            .bind(&u.step_name)
-            .bind(u.step_since_ms)
-            .bind(u.sla_at_ms)
-            .bind(u.step_seq)
-            .bind(i64::from(u.attempt))
-            .bind(ready_at)
-            .bind(u.wake_at_ms)
-            .bind(encode_signals(&u.wait_signals))
-            .bind(u.wait_on_timeout.as_ref().map(Value::to_string))
-            .bind(u.deadline_at_ms)
-            .bind(u.last_error.as_deref())
-            .bind(u.last_error_kind.as_deref())
-            .bind(u.attention.as_deref())
-            .bind(Value::Array(u.compensations.clone()).to_string())
-            .bind(u.ending.map(Ending::as_str))
-            .bind(u.clear_cancel_request)
-            .bind(u.output.as_ref().map(Value::to_string))
-            .bind(u.failure.as_deref())
-            .bind(u.history_seq)
-            .bind(u.finished_at_ms)
-            .bind(u.business_key.as_ref().map(|k| k.kind.as_str()))
-            .bind(u.business_key.as_ref().map(|k| k.value.as_str()))
-            .bind(keep)
-            .bind(c.now_ms)
-            .bind(&id)
-            .bind(c.epoch)
-            .bind(owner)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(cancel_pending) = cancel_pending else {
+            let Some(cancel_pending) = committed.get(&id) else {
                 out.push(CommitOutcome::LeaseLost);
                 continue;
             };
-            insert_history(&mut tx, &id, &c.history).await?;
-            if let Some(signal) = c.consumed_signal {
-                sqlx::query("UPDATE signals SET consumed_at_ms = ?1 WHERE id = ?2")
-                    .bind(c.now_ms)
-                    .bind(signal)
-                    .execute(&mut *tx)
-                    .await?;
+            for h in &c.history {
+                history.push(json!({
+                    "journey_id": id,
+                    "seq": h.seq,
+                    "at_ms": h.at_ms,
+                    "kind": h.kind.as_str(),
+                    "step": h.step,
+                    "attempt": h.attempt,
+                    "duration_ms": h.duration_ms,
+                    "detail": h.detail.to_string(),
+                    "state": h.state.as_ref().map(Value::to_string),
+                }));
             }
-            register_correlations(&mut tx, &id, &c.correlations, c.now_ms).await?;
-            let woke =
-                u.status == Status::Waiting && wake_if_signalled(&mut tx, &id, c.now_ms).await?;
+            consumed.extend(c.consumed_signal);
+            if !c.correlations.is_empty() {
+                register_correlations(&mut tx, &id, &c.correlations, c.now_ms).await?;
+            }
+            if c.update.status == Status::Waiting {
+                waiting.push(id);
+            }
             out.push(CommitOutcome::Committed {
-                cancel_requested: cancel_pending,
-                woke,
+                cancel_requested: *cancel_pending,
+                woke: false,
             });
+        }
+        if !history.is_empty() {
+            sqlx::query(
+                "INSERT INTO history (journey_id, seq, at_ms, kind, step, attempt, duration_ms, detail, state) \
+                 SELECT json_extract(value, '$.journey_id'), json_extract(value, '$.seq'), json_extract(value, '$.at_ms'), \
+                        json_extract(value, '$.kind'), json_extract(value, '$.step'), json_extract(value, '$.attempt'), \
+                        json_extract(value, '$.duration_ms'), json_extract(value, '$.detail'), json_extract(value, '$.state') \
+                 FROM json_each(?1) WHERE TRUE ON CONFLICT DO NOTHING",
+            )
+            .bind(Value::Array(history).to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !consumed.is_empty() {
+            sqlx::query(
+                "UPDATE signals SET consumed_at_ms = ?1 WHERE id IN (SELECT value FROM json_each(?2))",
+            )
+            .bind(now)
+            .bind(serde_json::to_string(&consumed)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !waiting.is_empty() {
+            let woke: Vec<String> = sqlx::query_scalar(
+                "UPDATE journeys SET ready_at_ms = ?2 \
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'waiting' \
+                   AND lease_owner IS NULL AND EXISTS ( \
+                   SELECT 1 FROM signals s WHERE s.journey_id = journeys.id AND s.consumed_at_ms IS NULL \
+                   AND instr(journeys.wait_signals, ',' || s.name || ',') > 0) \
+                 RETURNING id",
+            )
+            .bind(serde_json::to_string(&waiting)?)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            let woke: HashSet<String> = woke.into_iter().collect();
+            if !woke.is_empty() {
+                for (c, outcome) in batch.iter().zip(out.iter_mut()) {
+                    if let CommitOutcome::Committed { woke: w, .. } = outcome {
+                        *w = woke.contains(&c.id.to_string());
+                    }
+                }
+            }
         }
         self.commit_tx(tx).await?;
         Ok(out)
