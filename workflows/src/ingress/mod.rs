@@ -34,6 +34,8 @@ pub struct IngressSettings {
     pub app_tokens: Vec<SecretString>,
     /// The largest accepted body on the generic route.
     pub body_limit_bytes: usize,
+    /// Basic credentials Reach's callbacks must carry (`None`: none asked).
+    pub reach_callback_auth: Option<reach::ReachCallbackAuth>,
 }
 
 impl std::fmt::Debug for IngressSettings {
@@ -44,6 +46,7 @@ impl std::fmt::Debug for IngressSettings {
                 &format!("[{} redacted]", self.app_tokens.len()),
             )
             .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("reach_callback_auth", &self.reach_callback_auth)
             .finish()
     }
 }
@@ -53,6 +56,7 @@ impl Default for IngressSettings {
         Self {
             app_tokens: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            reach_callback_auth: None,
         }
     }
 }
