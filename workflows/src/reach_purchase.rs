@@ -14,7 +14,7 @@
 //! | `Quote` | `quote` | quote `POST /product/quote` | records the one-time and monthly cost; a retry after `FAILED` starts here with a new `clientAccountId` |
 //! | `Purchase` | `purchase` | purchase `POST /product` | effectful: the attempt's `clientAccountId` is its idempotency key; a `409` names the existing purchase (see below) |
 //! | `AwaitLink` | `await-payment-link` | poll `GET /product/status/{transactionId}` every 5 s until `PAYMENT_PENDING` with `link.url` | durable timer; the purchase callback wakes it early |
-//! | `AwaitCustomer` | `await-customer-payment` | wait for the customer's return (`redirectUrl?transId=`) or `link.expireDate` | parks for [`PAYMENT_RETURN_SIGNAL`] or [`PURCHASE_SIGNAL`]; at the expiry it goes to read the result |
+//! | `AwaitCustomer` | `await-customer-payment` | wait for the customer's return (`redirectUrl?transId=`) or `link.expireDate` | parks for [`PAYMENT_RETURN_SIGNAL`] or [`PURCHASE_SIGNAL`] about the current `transactionId` (a late one of an earlier, failed attempt is noted and ignored); at the expiry it goes to read the result |
 //! | `AwaitPaymentResult` | `await-payment-result` | poll until `COMPLETED` or `FAILED`, or the `PRODUCT_PURCHASE` callback | growing interval ([`Timing::poll`]); a callback ends the wait at once and is confirmed by a status query; stores `customerId` |
 //! | `PaymentFailed` | `await-payment-retry` | FAILED: record `paymentStatusDesc`, allow a retry from the quote step | parks for [`RETRY_SIGNAL`] (the customer wants to try again) up to [`MAX_PURCHASE_ATTEMPTS`] purchases; no retry in time fails the journey with the description |
 //! | `AwaitSim` | `await-sim-arrival` | PSIM: wait (days) for a `sim-arrived` signal | [`SIM_ARRIVED_SIGNAL`] with `{"iccid"}`; past the window a person is asked (the customer has paid) |
@@ -459,14 +459,30 @@ impl ReachPurchase {
         ctx: &mut StepCtx<Self>,
     ) -> Step {
         let settle = at(&order, &progress, Stage::AwaitPaymentResult { polls: 0 });
+        let current = Self::transaction(&progress)?;
         if let Some(signal) = ctx.signal() {
-            let why = if signal.name.as_str() == PAYMENT_RETURN_SIGNAL {
-                "the customer came back from the payment page"
-            } else {
-                "Reach sent the purchase callback"
-            };
-            ctx.note(format!("{why}: reading the payment result"));
-            return Ok(Transition::next(settle));
+            let returned = signal.name.as_str() == PAYMENT_RETURN_SIGNAL;
+            let about = signal
+                .payload
+                .get(if returned { "transId" } else { "transactionId" })
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned);
+            if about.as_deref() == Some(current.as_str()) {
+                let why = if returned {
+                    "the customer came back from the payment page"
+                } else {
+                    "Reach sent the purchase callback"
+                };
+                ctx.note(format!("{why}: reading the payment result"));
+                return Ok(Transition::next(settle));
+            }
+            // A late callback or return of an earlier, failed attempt: the
+            // customer has not paid this one yet.
+            ctx.note(format!(
+                "ignored a {} about {} while waiting for the payment of {current}",
+                signal.name,
+                about.as_deref().unwrap_or("no transaction")
+            ));
         }
         let until = progress.link_expires.unwrap_or_else(|| {
             ctx.after(Duration::from_secs(order.timing.payment_window_secs))
