@@ -58,13 +58,13 @@ pub mod model;
 use std::sync::Arc;
 use std::time::Duration;
 
+use handover_adapters::ReachClient;
 use handover_adapters::reach::callbacks::{CUSTOMER_NAMESPACE, TRANSACTION_NAMESPACE};
 use handover_adapters::reach::{
     Activation, ActivationOutcome, ActivationStatus, Address, ClientAccountId, CoverageOutcome,
     CustomerDetails, CustomerId, IccId, IccidOutcome, Imei, ImeiOutcome, Order, PlanId,
     PurchaseOutcome, RedirectUrl, SimType, TransactionId, ZipCode,
 };
-use handover_adapters::ReachClient;
 use handover_engine::{
     BusinessKey, CorrelationKey, InvalidInput, NoCompensation, Registry, RetryPolicy, Sensitive,
     Start, StepCtx, StepError, StepInfo, Transition, Wait, Workflow, mask_msisdn,
@@ -73,8 +73,8 @@ use handover_engine::{
 use self::catalog::PlanCache;
 use self::core::{ActivationDecision, LinkDecision, PaymentDecision};
 pub use self::model::{
-    AddressInput, Buyer, OrderData, Progress, QuoteFacts, ReachPurchaseInput,
-    ReachPurchaseOutput, SimArrived, Stage, State, Timing,
+    AddressInput, Buyer, OrderData, Progress, QuoteFacts, ReachPurchaseInput, ReachPurchaseOutput,
+    SimArrived, Stage, State, Timing,
 };
 use crate::Providers;
 use crate::common::step_error;
@@ -241,14 +241,16 @@ impl ReachPurchase {
         })
     }
 
-    async fn coverage(&self, order: OrderData, progress: Progress) -> Step {
+    async fn coverage(&self, order: &OrderData, progress: Progress) -> Step {
         match self
             .client
-            .coverage(&Self::address(&order)?)
+            .coverage(&Self::address(order)?)
             .await
             .map_err(|e| step_error(&e))?
         {
-            CoverageOutcome::Covered { .. } => Ok(Transition::next(at(&order, &progress, Stage::Device))),
+            CoverageOutcome::Covered { .. } => {
+                Ok(Transition::next(at(order, &progress, Stage::Device)))
+            }
             CoverageOutcome::NotCovered { .. } => Ok(Transition::fail(
                 "Reach has no coverage at the service address (brandCoverage=false): \
                  the service is not available in this area",
@@ -256,10 +258,10 @@ impl ReachPurchase {
         }
     }
 
-    async fn device(&self, order: OrderData, mut progress: Progress) -> Step {
+    async fn device(&self, order: &OrderData, mut progress: Progress) -> Step {
         let device = match self
             .client
-            .check_imei(&Self::imei(&order)?)
+            .check_imei(&Self::imei(order)?)
             .await
             .map_err(|e| step_error(&e))?
         {
@@ -280,15 +282,10 @@ impl ReachPurchase {
             ));
         }
         progress.sim_type = Some(sim);
-        Ok(Transition::next(at(&order, &progress, Stage::Plan)))
+        Ok(Transition::next(at(order, &progress, Stage::Plan)))
     }
 
-    async fn plan(
-        &self,
-        order: OrderData,
-        mut progress: Progress,
-        ctx: &StepCtx<Self>,
-    ) -> Step {
+    async fn plan(&self, order: &OrderData, mut progress: Progress, ctx: &StepCtx<Self>) -> Step {
         let now = ctx.now();
         let find = |plans: &[handover_adapters::reach::Plan]| {
             plans
@@ -320,15 +317,10 @@ impl ReachPurchase {
         };
         progress.plan_name = plan.name;
         progress.purchase_attempt = 1;
-        Ok(Transition::next(at(&order, &progress, Stage::Quote)))
+        Ok(Transition::next(at(order, &progress, Stage::Quote)))
     }
 
-    async fn quote(
-        &self,
-        order: OrderData,
-        mut progress: Progress,
-        ctx: &StepCtx<Self>,
-    ) -> Step {
+    async fn quote(&self, order: &OrderData, mut progress: Progress, ctx: &StepCtx<Self>) -> Step {
         let sim = progress.sim_type.ok_or_else(|| broken("SIM type"))?;
         let attempt = progress.purchase_attempt.max(1);
         let key = ctx.stable_key(&format!("reach.purchase:{attempt}"));
@@ -336,7 +328,7 @@ impl ReachPurchase {
             .map_err(|e| step_error(&e))?;
         let quote = self
             .client
-            .quote(&self.order(&order, sim, client_account_id.clone())?)
+            .quote(&self.order(order, sim, client_account_id.clone())?)
             .await
             .map_err(|e| step_error(&e))?;
         progress.quote = Some(QuoteFacts {
@@ -348,12 +340,12 @@ impl ReachPurchase {
         progress.transaction_id = None;
         progress.payment_link = None;
         progress.link_expires = None;
-        Ok(Transition::next(at(&order, &progress, Stage::Purchase)))
+        Ok(Transition::next(at(order, &progress, Stage::Purchase)))
     }
 
     async fn purchase(
         &self,
-        order: OrderData,
+        order: &OrderData,
         mut progress: Progress,
         ctx: &mut StepCtx<Self>,
     ) -> Step {
@@ -369,11 +361,15 @@ impl ReachPurchase {
             ctx.note(format!(
                 "reconciled: purchase {known} already exists; not ordered again"
             ));
-            return Ok(Transition::next(at(&order, &progress, Stage::AwaitLink { polls: 0 })));
+            return Ok(Transition::next(at(
+                order,
+                &progress,
+                Stage::AwaitLink { polls: 0 },
+            )));
         }
         let outcome = self
             .client
-            .purchase(&self.order(&order, sim, client_account_id.clone())?)
+            .purchase(&self.order(order, sim, client_account_id.clone())?)
             .await
             .map_err(|e| step_error(&e))?;
         let transaction_id = outcome.transaction_id().clone();
@@ -390,7 +386,11 @@ impl ReachPurchase {
         }
         ctx.correlate(correlation(TRANSACTION_NAMESPACE, transaction_id.as_str())?)?;
         progress.transaction_id = Some(transaction_id);
-        Ok(Transition::next(at(&order, &progress, Stage::AwaitLink { polls: 0 })))
+        Ok(Transition::next(at(
+            order,
+            &progress,
+            Stage::AwaitLink { polls: 0 },
+        )))
     }
 
     fn transaction(progress: &Progress) -> Result<TransactionId, StepError> {
@@ -409,7 +409,7 @@ impl ReachPurchase {
 
     async fn await_link(
         &self,
-        order: OrderData,
+        order: &OrderData,
         mut progress: Progress,
         polls: u32,
         ctx: &StepCtx<Self>,
@@ -423,7 +423,7 @@ impl ReachPurchase {
         let timing = order.timing;
         Ok(match core::on_link_status(&status) {
             LinkDecision::Poll if polls + 1 >= timing.max_polls => Transition::next(at(
-                &order,
+                order,
                 &progress,
                 needs_person(
                     format!(
@@ -435,31 +435,26 @@ impl ReachPurchase {
                 ),
             )),
             LinkDecision::Poll => Transition::wait(
-                at(&order, &progress, Stage::AwaitLink { polls: polls + 1 }),
+                at(order, &progress, Stage::AwaitLink { polls: polls + 1 }),
                 Wait::for_signal(PURCHASE_SIGNAL).until(ctx.after(timing.link_poll())),
             ),
             LinkDecision::Link { url, expires } => {
                 progress.payment_link = Some(url);
-                progress.link_expires = Some(expires.unwrap_or_else(|| {
-                    ctx.after(Duration::from_secs(timing.payment_window_secs))
-                }));
-                Transition::next(at(&order, &progress, Stage::AwaitCustomer))
+                progress.link_expires =
+                    Some(expires.unwrap_or_else(|| {
+                        ctx.after(Duration::from_secs(timing.payment_window_secs))
+                    }));
+                Transition::next(at(order, &progress, Stage::AwaitCustomer))
             }
-            LinkDecision::Settling => Transition::next(at(
-                &order,
-                &progress,
-                Stage::AwaitPaymentResult { polls: 0 },
-            )),
+            LinkDecision::Settling => {
+                Transition::next(at(order, &progress, Stage::AwaitPaymentResult { polls: 0 }))
+            }
         })
     }
 
-    fn await_customer(
-        order: OrderData,
-        progress: Progress,
-        ctx: &mut StepCtx<Self>,
-    ) -> Step {
-        let settle = at(&order, &progress, Stage::AwaitPaymentResult { polls: 0 });
-        let current = Self::transaction(&progress)?;
+    fn await_customer(order: &OrderData, progress: &Progress, ctx: &mut StepCtx<Self>) -> Step {
+        let settle = at(order, progress, Stage::AwaitPaymentResult { polls: 0 });
+        let current = Self::transaction(progress)?;
         if let Some(signal) = ctx.signal() {
             let returned = signal.name.as_str() == PAYMENT_RETURN_SIGNAL;
             let about = signal
@@ -484,11 +479,11 @@ impl ReachPurchase {
                 about.as_deref().unwrap_or("no transaction")
             ));
         }
-        let until = progress.link_expires.unwrap_or_else(|| {
-            ctx.after(Duration::from_secs(order.timing.payment_window_secs))
-        });
+        let until = progress
+            .link_expires
+            .unwrap_or_else(|| ctx.after(Duration::from_secs(order.timing.payment_window_secs)));
         Ok(Transition::wait(
-            at(&order, &progress, Stage::AwaitCustomer),
+            at(order, progress, Stage::AwaitCustomer),
             Wait::for_signals(&[PAYMENT_RETURN_SIGNAL, PURCHASE_SIGNAL])
                 .until(until)
                 .on_timeout(settle),
@@ -497,7 +492,7 @@ impl ReachPurchase {
 
     async fn await_payment_result(
         &self,
-        order: OrderData,
+        order: &OrderData,
         mut progress: Progress,
         polls: u32,
         ctx: &mut StepCtx<Self>,
@@ -511,7 +506,7 @@ impl ReachPurchase {
         let timing = order.timing;
         Ok(match core::on_payment_status(&status) {
             PaymentDecision::Poll if polls + 1 >= timing.max_polls => Transition::next(at(
-                &order,
+                order,
                 &progress,
                 needs_person(
                     format!(
@@ -524,7 +519,11 @@ impl ReachPurchase {
                 ),
             )),
             PaymentDecision::Poll => Transition::wait(
-                at(&order, &progress, Stage::AwaitPaymentResult { polls: polls + 1 }),
+                at(
+                    order,
+                    &progress,
+                    Stage::AwaitPaymentResult { polls: polls + 1 },
+                ),
                 Wait::for_signal(PURCHASE_SIGNAL).until(ctx.after(timing.poll(polls))),
             ),
             PaymentDecision::Completed {
@@ -540,7 +539,9 @@ impl ReachPurchase {
                     ));
                 }
                 ctx.correlate(correlation(CUSTOMER_NAMESPACE, customer_id.as_str())?)?;
-                ctx.note(format!("paid: purchase {transaction_id}, customer {customer_id}"));
+                ctx.note(format!(
+                    "paid: purchase {transaction_id}, customer {customer_id}"
+                ));
                 progress.customer_id = Some(customer_id);
                 let next = match sim {
                     SimType::Esim => Stage::Activate { sends: 0 },
@@ -549,7 +550,7 @@ impl ReachPurchase {
                         unusable: 0,
                     },
                 };
-                Transition::next(at(&order, &progress, next))
+                Transition::next(at(order, &progress, next))
             }
             PaymentDecision::Failed { desc } => {
                 ctx.note(format!(
@@ -559,13 +560,13 @@ impl ReachPurchase {
                 if progress.payment_failures.len() < MAX_PURCHASE_ATTEMPTS as usize {
                     progress.payment_failures.push(desc);
                 }
-                Transition::next(at(&order, &progress, Stage::PaymentFailed { until: None }))
+                Transition::next(at(order, &progress, Stage::PaymentFailed { until: None }))
             }
         })
     }
 
     fn payment_failed(
-        order: OrderData,
+        order: &OrderData,
         mut progress: Progress,
         until: Option<handover_engine::Timestamp>,
         ctx: &mut StepCtx<Self>,
@@ -590,14 +591,18 @@ impl ReachPurchase {
                 attempts + 1
             ));
             progress.purchase_attempt = attempts + 1;
-            return Ok(Transition::next(at(&order, &progress, Stage::Quote)));
+            return Ok(Transition::next(at(order, &progress, Stage::Quote)));
         }
         let window = order.timing.retry_window_secs;
         let until = until.unwrap_or_else(|| ctx.after(Duration::from_secs(window)));
         Ok(Transition::wait(
-            at(&order, &progress, Stage::PaymentFailed { until: Some(until) }),
+            at(
+                order,
+                &progress,
+                Stage::PaymentFailed { until: Some(until) },
+            ),
             Wait::for_signal(RETRY_SIGNAL).until(until).on_timeout(at(
-                &order,
+                order,
                 &progress,
                 Stage::GiveUp {
                     reason: format!(
@@ -610,7 +615,7 @@ impl ReachPurchase {
     }
 
     fn await_sim(
-        order: OrderData,
+        order: &OrderData,
         mut progress: Progress,
         until: Option<handover_engine::Timestamp>,
         mut unusable: u32,
@@ -631,7 +636,7 @@ impl ReachPurchase {
                 Ok(iccid) => {
                     progress.icc_id = Some(Sensitive::new(iccid));
                     return Ok(Transition::next(at(
-                        &order,
+                        order,
                         &progress,
                         Stage::ValidateSim {
                             until: Some(until),
@@ -647,7 +652,7 @@ impl ReachPurchase {
         }
         if unusable >= MAX_UNUSABLE_SIMS {
             return Ok(Transition::next(at(
-                &order,
+                order,
                 &progress,
                 needs_person(
                     format!(
@@ -668,7 +673,7 @@ impl ReachPurchase {
         let customer = Self::customer(&progress)?;
         Ok(Transition::wait(
             at(
-                &order,
+                order,
                 &progress,
                 Stage::AwaitSim {
                     until: Some(until),
@@ -676,7 +681,7 @@ impl ReachPurchase {
                 },
             ),
             Wait::for_signal(SIM_ARRIVED_SIGNAL).until(until).on_timeout(at(
-                &order,
+                order,
                 &progress,
                 needs_person(
                     format!(
@@ -694,7 +699,7 @@ impl ReachPurchase {
 
     async fn validate_sim(
         &self,
-        order: OrderData,
+        order: &OrderData,
         mut progress: Progress,
         until: Option<handover_engine::Timestamp>,
         unusable: u32,
@@ -711,16 +716,18 @@ impl ReachPurchase {
             .await
             .map_err(|e| step_error(&e))?
         {
-            IccidOutcome::Valid { .. } => {
-                Ok(Transition::next(at(&order, &progress, Stage::Activate { sends: 0 })))
-            }
+            IccidOutcome::Valid { .. } => Ok(Transition::next(at(
+                order,
+                &progress,
+                Stage::Activate { sends: 0 },
+            ))),
             IccidOutcome::Invalid => {
                 ctx.note(format!(
                     "SIM {iccid} is not usable (isValid=false): waiting for another"
                 ));
                 progress.icc_id = None;
                 Ok(Transition::next(at(
-                    &order,
+                    order,
                     &progress,
                     Stage::AwaitSim {
                         until,
@@ -733,7 +740,7 @@ impl ReachPurchase {
 
     async fn activate(
         &self,
-        order: OrderData,
+        order: &OrderData,
         mut progress: Progress,
         sends: u32,
         ctx: &mut StepCtx<Self>,
@@ -752,7 +759,7 @@ impl ReachPurchase {
                     status.code().code()
                 ));
                 return Ok(Transition::next(at(
-                    &order,
+                    order,
                     &progress,
                     Stage::AwaitActivation {
                         polls: 0,
@@ -764,7 +771,7 @@ impl ReachPurchase {
         let activation = match progress.sim_type.ok_or_else(|| broken("SIM type"))? {
             SimType::Esim => Activation::Esim {
                 customer_id: customer_id.clone(),
-                imei: Self::imei(&order)?,
+                imei: Self::imei(order)?,
             },
             SimType::Psim => Activation::Psim {
                 customer_id: customer_id.clone(),
@@ -785,7 +792,7 @@ impl ReachPurchase {
             progress.activation_transaction_id = transaction_id;
         }
         Ok(Transition::next(at(
-            &order,
+            order,
             &progress,
             Stage::AwaitActivation {
                 polls: 0,
@@ -796,7 +803,7 @@ impl ReachPurchase {
 
     async fn await_activation(
         &self,
-        order: OrderData,
+        order: &OrderData,
         progress: Progress,
         polls: u32,
         sends: u32,
@@ -810,21 +817,19 @@ impl ReachPurchase {
             .map_err(|e| step_error(&e))?;
         let timing = order.timing;
         let ask = |reason: String, resume: Stage| {
-            Transition::next(at(&order, &progress, needs_person(reason, resume)))
+            Transition::next(at(order, &progress, needs_person(reason, resume)))
         };
         Ok(match core::on_activation_status(&status) {
-            ActivationDecision::Active { mobile_no } => {
-                Transition::complete(ReachPurchaseOutput {
-                    transaction_id: Self::transaction(&progress)?,
-                    customer_id,
-                    sim_type: progress.sim_type.ok_or_else(|| broken("SIM type"))?,
-                    plan_id: order.plan_id.clone(),
-                    mobile_no_masked: mask_msisdn(&mobile_no),
-                    mobile_no: Sensitive::new(mobile_no),
-                    purchase_attempts: progress.purchase_attempt,
-                    payment_failures: progress.payment_failures.clone(),
-                })
-            }
+            ActivationDecision::Active { mobile_no } => Transition::complete(ReachPurchaseOutput {
+                transaction_id: Self::transaction(&progress)?,
+                customer_id,
+                sim_type: progress.sim_type.ok_or_else(|| broken("SIM type"))?,
+                plan_id: order.plan_id.clone(),
+                mobile_no_masked: mask_msisdn(&mobile_no),
+                mobile_no: Sensitive::new(mobile_no),
+                purchase_attempts: progress.purchase_attempt,
+                payment_failures: progress.payment_failures.clone(),
+            }),
             ActivationDecision::Poll if polls + 1 >= timing.max_polls => ask(
                 format!(
                     "the activation of customer {customer_id} is still in progress after {} \
@@ -834,7 +839,14 @@ impl ReachPurchase {
                 Stage::AwaitActivation { polls: 0, sends },
             ),
             ActivationDecision::Poll => Transition::wait(
-                at(&order, &progress, Stage::AwaitActivation { polls: polls + 1, sends }),
+                at(
+                    order,
+                    &progress,
+                    Stage::AwaitActivation {
+                        polls: polls + 1,
+                        sends,
+                    },
+                ),
                 Wait::for_signal(ACTIVATION_SIGNAL).until(ctx.after(timing.poll(polls))),
             ),
             ActivationDecision::Resend if sends >= MAX_ACTIVATION_SENDS => ask(
@@ -845,7 +857,7 @@ impl ReachPurchase {
                 Stage::Activate { sends: 0 },
             ),
             ActivationDecision::Resend => {
-                Transition::next(at(&order, &progress, Stage::Activate { sends }))
+                Transition::next(at(order, &progress, Stage::Activate { sends }))
             }
             ActivationDecision::Failed { message } => Transition::fail(format!(
                 "the activation failed (8 ACTIVATION_FAILED): {message}. The purchase is paid: \
@@ -928,12 +940,14 @@ impl Workflow for ReachPurchase {
             Stage::Plan => call("pick-plan"),
             Stage::Quote => call("quote"),
             Stage::Purchase => call("purchase"),
-            Stage::AwaitLink { .. } => call("await-payment-link")
-                .expected_within(timing.link_poll() * timing.max_polls),
+            Stage::AwaitLink { .. } => {
+                call("await-payment-link").expected_within(timing.link_poll() * timing.max_polls)
+            }
             Stage::AwaitCustomer => call("await-customer-payment")
                 .expected_within(Duration::from_secs(timing.payment_window_secs)),
-            Stage::AwaitPaymentResult { .. } => call("await-payment-result")
-                .expected_within(Duration::from_secs(3600)),
+            Stage::AwaitPaymentResult { .. } => {
+                call("await-payment-result").expected_within(Duration::from_secs(3600))
+            }
             Stage::PaymentFailed { .. } => call("await-payment-retry")
                 .expected_within(Duration::from_secs(timing.retry_window_secs)),
             Stage::AwaitSim { .. } => call("await-sim-arrival")
@@ -955,26 +969,28 @@ impl Workflow for ReachPurchase {
             stage,
         } = state;
         match stage {
-            Stage::Coverage => self.coverage(order, progress).await,
-            Stage::Device => self.device(order, progress).await,
-            Stage::Plan => self.plan(order, progress, ctx).await,
-            Stage::Quote => self.quote(order, progress, ctx).await,
-            Stage::Purchase => self.purchase(order, progress, ctx).await,
-            Stage::AwaitLink { polls } => self.await_link(order, progress, polls, ctx).await,
-            Stage::AwaitCustomer => Self::await_customer(order, progress, ctx),
+            Stage::Coverage => self.coverage(&order, progress).await,
+            Stage::Device => self.device(&order, progress).await,
+            Stage::Plan => self.plan(&order, progress, ctx).await,
+            Stage::Quote => self.quote(&order, progress, ctx).await,
+            Stage::Purchase => self.purchase(&order, progress, ctx).await,
+            Stage::AwaitLink { polls } => self.await_link(&order, progress, polls, ctx).await,
+            Stage::AwaitCustomer => Self::await_customer(&order, &progress, ctx),
             Stage::AwaitPaymentResult { polls } => {
-                self.await_payment_result(order, progress, polls, ctx).await
+                self.await_payment_result(&order, progress, polls, ctx)
+                    .await
             }
-            Stage::PaymentFailed { until } => Self::payment_failed(order, progress, until, ctx),
+            Stage::PaymentFailed { until } => Self::payment_failed(&order, progress, until, ctx),
             Stage::AwaitSim { until, unusable } => {
-                Self::await_sim(order, progress, until, unusable, ctx)
+                Self::await_sim(&order, progress, until, unusable, ctx)
             }
             Stage::ValidateSim { until, unusable } => {
-                self.validate_sim(order, progress, until, unusable, ctx).await
+                self.validate_sim(&order, progress, until, unusable, ctx)
+                    .await
             }
-            Stage::Activate { sends } => self.activate(order, progress, sends, ctx).await,
+            Stage::Activate { sends } => self.activate(&order, progress, sends, ctx).await,
             Stage::AwaitActivation { polls, sends } => {
-                self.await_activation(order, progress, polls, sends, ctx)
+                self.await_activation(&order, progress, polls, sends, ctx)
                     .await
             }
             Stage::GiveUp { reason } => Ok(Transition::fail(reason)),

@@ -124,7 +124,7 @@ fn completed(record: &JourneyRecord) {
 }
 
 async fn happy_esim_and_psim(db: TestDb) {
-    let stack = support::stack(fast_config(&db)).await;
+    let stack = Box::pin(support::stack(fast_config(&db))).await;
     let id = stack.engine.start::<ReachPurchase>(esim(1)).await.unwrap();
     completed(&drive(&stack, id, GOOD).await);
     let out = output(&stack, id).await;
@@ -148,9 +148,8 @@ async fn happy_esim_and_psim(db: TestDb) {
     // The eSIM was activated with the device's IMEI.
     let activations = stack.sims.reach.requests().all();
     assert!(
-        activations
-            .iter()
-            .any(|r| r.path.ends_with("/activation") && String::from_utf8_lossy(&r.body).contains("\"esim\":true")),
+        activations.iter().any(|r| r.path.ends_with("/activation")
+            && String::from_utf8_lossy(&r.body).contains("\"esim\":true")),
         "an eSIM activation was sent"
     );
 
@@ -159,7 +158,11 @@ async fn happy_esim_and_psim(db: TestDb) {
     let out2 = output(&stack, id2).await;
     assert_eq!(out2.sim_type, SimType::Psim);
     let history = stack.engine.history(id2, 200).await.unwrap();
-    assert!(history.iter().any(|h| h.step.as_deref() == Some("validate-sim")));
+    assert!(
+        history
+            .iter()
+            .any(|h| h.step.as_deref() == Some("validate-sim"))
+    );
     assert_eq!(count(&stack, EffectKind::Order), 2);
     assert_eq!(count(&stack, EffectKind::Payment), 2);
     assert_eq!(count(&stack, EffectKind::Activation), 2);
@@ -168,10 +171,14 @@ async fn happy_esim_and_psim(db: TestDb) {
 }
 
 async fn invalid_inputs_are_refused_at_start(db: TestDb) {
-    let stack = support::stack(fast_config(&db)).await;
+    let stack = Box::pin(support::stack(fast_config(&db))).await;
     let mut short = esim(3);
     short.imei = handover_engine::Sensitive::new("35693803564380".into());
-    let err = stack.engine.start::<ReachPurchase>(short).await.unwrap_err();
+    let err = stack
+        .engine
+        .start::<ReachPurchase>(short)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("15 digits"), "{err}");
     let mut luhn = esim(3);
     let mut bad = imei_for(3);
@@ -197,7 +204,7 @@ async fn invalid_inputs_are_refused_at_start(db: TestDb) {
 }
 
 async fn business_refusals_end_the_journey(db: TestDb) {
-    let stack = support::stack(fast_config(&db)).await;
+    let stack = Box::pin(support::stack(fast_config(&db))).await;
     stack.sims.reach.set_coverage(UNCOVERED_ZIP, false);
     let id = stack
         .engine
@@ -237,7 +244,7 @@ async fn business_refusals_end_the_journey(db: TestDb) {
 }
 
 async fn a_failed_payment_is_retried_from_the_quote(db: TestDb) {
-    let stack = support::stack(fast_config(&db)).await;
+    let stack = Box::pin(support::stack(fast_config(&db))).await;
     let id = stack.engine.start::<ReachPurchase>(esim(8)).await.unwrap();
     let declined_once = Customer {
         declines: 1,
@@ -264,13 +271,15 @@ async fn a_failed_payment_is_retried_from_the_quote(db: TestDb) {
     assert_eq!(quotes, 2, "the retry started from the quote");
 
     // A customer who never retries: the journey fails with the description.
-    let id = stack.engine.start::<ReachPurchase>({
-        let mut i = esim(9);
-        i.timing.retry_window_secs = 1;
-        i
-    })
-    .await
-    .unwrap();
+    let id = stack
+        .engine
+        .start::<ReachPurchase>({
+            let mut i = esim(9);
+            i.timing.retry_window_secs = 1;
+            i
+        })
+        .await
+        .unwrap();
     let gives_up = Customer {
         declines: 5,
         retries: false,
@@ -279,13 +288,16 @@ async fn a_failed_payment_is_retried_from_the_quote(db: TestDb) {
     let done = drive(&stack, id, gives_up).await;
     assert_eq!(done.status, Status::Failed);
     let reason = done.failure.unwrap();
-    assert!(reason.contains("declined") && reason.contains("did not try again"), "{reason}");
+    assert!(
+        reason.contains("declined") && reason.contains("did not try again"),
+        "{reason}"
+    );
     assert_no_double_effect(&stack);
     stack.stop().await;
 }
 
 async fn provider_faults_are_retried_without_a_second_order(db: TestDb) {
-    let stack = support::stack(fast_config(&db)).await;
+    let stack = Box::pin(support::stack(fast_config(&db))).await;
     let mut behaviour = ReachBehaviour::fast();
     // The payment stays pending for three polls after it was made.
     behaviour.settle_after = Progress::AfterPolls(3);
@@ -304,10 +316,16 @@ async fn provider_faults_are_retried_without_a_second_order(db: TestDb) {
             retry_after_secs: Some(1),
         },
     );
-    faults.script_next(PURCHASE_ENDPOINT, Fault::GatewayTimeout { after_effect: true });
+    faults.script_next(
+        PURCHASE_ENDPOINT,
+        Fault::GatewayTimeout { after_effect: true },
+    );
     faults.script_next(PURCHASE_ENDPOINT, Fault::SlowAnswer { delay_ms: 1_000 });
     faults.script_next(PURCHASE_STATUS_ENDPOINT, Fault::BadGateway);
-    faults.script_next(ACTIVATION_ENDPOINT, Fault::GatewayTimeout { after_effect: true });
+    faults.script_next(
+        ACTIVATION_ENDPOINT,
+        Fault::GatewayTimeout { after_effect: true },
+    );
     let id = stack.engine.start::<ReachPurchase>(esim(10)).await.unwrap();
     let done = drive(&stack, id, GOOD).await;
     completed(&done);
@@ -324,16 +342,17 @@ async fn provider_faults_are_retried_without_a_second_order(db: TestDb) {
         .count();
     assert_eq!(sends, 5);
     let history = stack.engine.history(id, 300).await.unwrap();
-    let notes: Vec<String> = history
-        .iter()
-        .map(|h| h.detail.to_string())
-        .collect();
+    let notes: Vec<String> = history.iter().map(|h| h.detail.to_string()).collect();
     assert!(
-        notes.iter().any(|n| n.contains("409") && n.contains("not ordered again")),
+        notes
+            .iter()
+            .any(|n| n.contains("409") && n.contains("not ordered again")),
         "the re-send was reconciled: {notes:?}"
     );
     assert!(
-        notes.iter().any(|n| n.contains("reconciled: Reach already has an activation")),
+        notes
+            .iter()
+            .any(|n| n.contains("reconciled: Reach already has an activation")),
         "the activation was reconciled by a status query: {notes:?}"
     );
     assert_no_double_effect(&stack);
@@ -352,7 +371,7 @@ async fn duplicated_reordered_and_early_callbacks_take_effect_once(db: TestDb) {
                 .script(2, Delivery::normal().reordered().duplicated(1))
                 .script(3, Delivery::normal().before_answer().duplicated(2)),
         );
-    let stack = support::stack(config).await;
+    let stack = Box::pin(support::stack(config)).await;
     let slow_polls = Timing {
         poll_first_ms: 20_000,
         poll_max_ms: 20_000,
@@ -379,7 +398,7 @@ async fn duplicated_reordered_and_early_callbacks_take_effect_once(db: TestDb) {
 }
 
 async fn customer_waits_time_out(db: TestDb) {
-    let stack = support::stack(fast_config(&db)).await;
+    let stack = Box::pin(support::stack(fast_config(&db))).await;
     // The payment link lives one second; the customer never pays.
     let mut behaviour = ReachBehaviour::fast();
     behaviour.link_ttl = Duration::from_secs(1);
@@ -466,7 +485,7 @@ async fn a_crash_at_every_step_ends_the_same(db: TestDb) {
             }
             first
         }));
-        let mut stack = support::stack(config).await;
+        let mut stack = Box::pin(support::stack(config)).await;
         let id = stack.engine.start::<ReachPurchase>(psim(20)).await.unwrap();
         let started = std::time::Instant::now();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -523,20 +542,32 @@ async fn ingress_routes_follow_the_rules(db: TestDb) {
         username: "reach".into(),
         password: SecretString::from("s3cr3t-callbacks"),
     });
-    let stack = support::stack(config).await;
+    let stack = Box::pin(support::stack(config)).await;
     let base = stack.ingress_url.clone();
-    let callback_url = base.join("apisvc/v0/notification/callback").unwrap().to_string();
+    let callback_url = base
+        .join("apisvc/v0/notification/callback")
+        .unwrap()
+        .to_string();
     let notification_url = base.join("apisvc/v0/notification").unwrap().to_string();
     let good = Some(("reach", "s3cr3t-callbacks"));
     let purchase = json!({"type": "PRODUCT_PURCHASE", "transactionId": "TXN-UNKNOWN-1",
                           "customerId": "CUS-9", "status": "COMPLETED"});
-    let unmatched_before = stack.engine.store().stuck(chrono::Utc::now().timestamp_millis(), 100).await.unwrap().unmatched_signals.len();
+    let unmatched_before = stack
+        .engine
+        .store()
+        .stuck(chrono::Utc::now().timestamp_millis(), 100)
+        .await
+        .unwrap()
+        .unmatched_signals
+        .len();
 
     // 401: no or wrong credentials; nothing stored.
     let body = serde_json::to_vec(&purchase).unwrap();
     assert_eq!(post(callback_url.clone(), None, body.clone()).await.0, 401);
     assert_eq!(
-        post(callback_url.clone(), Some(("reach", "wrong")), body.clone()).await.0,
+        post(callback_url.clone(), Some(("reach", "wrong")), body.clone())
+            .await
+            .0,
         401
     );
     // 400: malformed, unknown type, missing field; 413: oversized.
@@ -547,9 +578,22 @@ async fn ingress_routes_follow_the_rules(db: TestDb) {
     ] {
         assert_eq!(post(callback_url.clone(), good, bad).await.0, 400);
     }
-    let huge = format!(r#"{{"type":"PRODUCT_PURCHASE","pad":"{}"}}"#, "x".repeat(70_000));
-    assert_eq!(post(callback_url.clone(), good, huge.into_bytes()).await.0, 413);
-    let after_refusals = stack.engine.store().stuck(chrono::Utc::now().timestamp_millis(), 100).await.unwrap().unmatched_signals.len();
+    let huge = format!(
+        r#"{{"type":"PRODUCT_PURCHASE","pad":"{}"}}"#,
+        "x".repeat(70_000)
+    );
+    assert_eq!(
+        post(callback_url.clone(), good, huge.into_bytes()).await.0,
+        413
+    );
+    let after_refusals = stack
+        .engine
+        .store()
+        .stuck(chrono::Utc::now().timestamp_millis(), 100)
+        .await
+        .unwrap()
+        .unmatched_signals
+        .len();
     assert_eq!(after_refusals, unmatched_before, "nothing was written");
 
     // Unknown key: stored, reported, acknowledged; the same again: duplicate.
@@ -558,27 +602,56 @@ async fn ingress_routes_follow_the_rules(db: TestDb) {
     let (status, text) = post(callback_url.clone(), good, body).await;
     assert_eq!((status, text.contains("duplicate")), (200, true), "{text}");
     let stuck = stack.engine.stuck(50).await.unwrap();
-    assert!(stuck.iter().any(|s| s.journey.is_none() && s.signal_id.is_some()));
+    assert!(
+        stuck
+            .iter()
+            .any(|s| s.journey.is_none() && s.signal_id.is_some())
+    );
 
     // Notifications: same rules.
     let usage = json!({"type": "USAGE_NOTIFICATION", "eventId": "EVT-1", "customerId": "CUS-9",
                        "usagePercentage": 80});
     assert_eq!(
-        post(notification_url.clone(), None, serde_json::to_vec(&usage).unwrap()).await.0,
+        post(
+            notification_url.clone(),
+            None,
+            serde_json::to_vec(&usage).unwrap()
+        )
+        .await
+        .0,
         401
     );
-    let (status, text) =
-        post(notification_url.clone(), good, serde_json::to_vec(&usage).unwrap()).await;
+    let (status, text) = post(
+        notification_url.clone(),
+        good,
+        serde_json::to_vec(&usage).unwrap(),
+    )
+    .await;
     assert_eq!((status, text.contains("unmatched")), (200, true), "{text}");
     assert_eq!(
-        post(notification_url, good, br#"{"type":"USAGE_NOTIFICATION"}"#.to_vec()).await.0,
+        post(
+            notification_url,
+            good,
+            br#"{"type":"USAGE_NOTIFICATION"}"#.to_vec()
+        )
+        .await
+        .0,
         400
     );
 
     // The payment return: 400 without a transaction, 200 with one.
     let client = reqwest::Client::new();
     let ret = base.join("returns/reach").unwrap();
-    assert_eq!(client.get(ret.clone()).send().await.unwrap().status().as_u16(), 400);
+    assert_eq!(
+        client
+            .get(ret.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        400
+    );
     let ok = client
         .get(format!("{ret}?transId=TXN-UNKNOWN-1"))
         .send()
@@ -589,7 +662,9 @@ async fn ingress_routes_follow_the_rules(db: TestDb) {
     // The simulator, given the credentials in the callback URL, gets through.
     let mut with_credentials = base.clone();
     with_credentials.set_username("reach").unwrap();
-    with_credentials.set_password(Some("s3cr3t-callbacks")).unwrap();
+    with_credentials
+        .set_password(Some("s3cr3t-callbacks"))
+        .unwrap();
     stack.sims.reach.set_callback_base(Some(with_credentials));
     let id = stack.engine.start::<ReachPurchase>(esim(14)).await.unwrap();
     completed(&drive(&stack, id, GOOD).await);

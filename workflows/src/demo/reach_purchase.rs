@@ -61,7 +61,6 @@ pub fn demo_timing() -> Timing {
         payment_window_secs: 120,
         retry_window_secs: 120,
         sim_arrival_secs: 300,
-        ..Timing::default()
     }
 }
 
@@ -140,13 +139,18 @@ pub async fn play_customer(
             // Already paid (or expired) is fine: the customer clicked twice.
             let _ = stack.sims.reach.pay(txn, accepted).await;
             if customer.returns {
-                let key = CorrelationKey::new(TRANSACTION_NAMESPACE, txn).map_err(DemoError::new)?;
+                let key =
+                    CorrelationKey::new(TRANSACTION_NAMESPACE, txn).map_err(DemoError::new)?;
                 signal(
                     stack,
-                    NewSignal::to_correlation(key, PAYMENT_RETURN_SIGNAL, json!({ "transId": txn }))
-                        .map_err(DemoError::new)?
-                        .dedupe(format!("reach:return:{txn}"))
-                        .source("demo"),
+                    NewSignal::to_correlation(
+                        key,
+                        PAYMENT_RETURN_SIGNAL,
+                        json!({ "transId": txn }),
+                    )
+                    .map_err(DemoError::new)?
+                    .dedupe(format!("reach:return:{txn}"))
+                    .source("demo"),
                 )
                 .await?;
             }
@@ -165,14 +169,10 @@ pub async fn play_customer(
             if let Some(n) = customer.sim {
                 signal(
                     stack,
-                    NewSignal::to_journey(
-                        id,
-                        SIM_ARRIVED_SIGNAL,
-                        json!({ "iccid": iccid_for(n) }),
-                    )
-                    .map_err(DemoError::new)?
-                    .dedupe(format!("demo:sim:{id}:{n}"))
-                    .source("demo"),
+                    NewSignal::to_journey(id, SIM_ARRIVED_SIGNAL, json!({ "iccid": iccid_for(n) }))
+                        .map_err(DemoError::new)?
+                        .dedupe(format!("demo:sim:{id}:{n}"))
+                        .source("demo"),
                 )
                 .await?;
             }
@@ -270,7 +270,10 @@ mod tests {
         for i in [0, 1, 17, 999_999] {
             assert!(crate::common::imei(&imei_for(i)).is_ok());
             let iccid = iccid_for(i);
-            assert!(crate::common::iccid(&iccid).is_ok() && luhn(&iccid), "{iccid}");
+            assert!(
+                crate::common::iccid(&iccid).is_ok() && luhn(&iccid),
+                "{iccid}"
+            );
         }
     }
 }

@@ -47,7 +47,9 @@ use handover_adapters::reach::callbacks::{
 };
 use handover_adapters::reach::{CALLBACK_PATH, NOTIFICATION_PATH, TransactionId};
 use handover_adapters::sim::Simulators;
-use handover_engine::ingress::{Rejection, constant_time_eq, count_rejection, deliver, outcome_word};
+use handover_engine::ingress::{
+    Rejection, constant_time_eq, count_rejection, deliver, outcome_word,
+};
 use handover_engine::{CorrelationKey, Engine, NewSignal};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -96,8 +98,7 @@ impl ReachCallbackAuth {
 
 /// Standard Base64 with padding (RFC 4648), for the expected Basic header.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [

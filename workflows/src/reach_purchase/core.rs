@@ -2,9 +2,7 @@
 //! The workflow's steps call the provider, then ask these functions what to
 //! do; the functions are tested with plain values below.
 
-use handover_adapters::reach::{
-    ActivationStatus, CustomerId, DeviceMode, PurchaseStatus, SimType,
-};
+use handover_adapters::reach::{ActivationStatus, CustomerId, DeviceMode, PurchaseStatus, SimType};
 
 /// Which SIM to buy for a device of `mode` when the customer asked for
 /// `prefer`: the guide's "use mode to decide PSIM vs ESIM", eSIM when the
@@ -163,7 +161,10 @@ mod tests {
 
     #[test]
     fn link_polls_until_the_url_is_there() {
-        assert_eq!(on_link_status(&PurchaseStatus::Initiated), LinkDecision::Poll);
+        assert_eq!(
+            on_link_status(&PurchaseStatus::Initiated),
+            LinkDecision::Poll
+        );
         assert_eq!(
             on_link_status(&PurchaseStatus::PaymentPending {
                 link: None,
@@ -174,7 +175,10 @@ mod tests {
         let url = Url::parse("https://pay.example/x").unwrap();
         assert!(matches!(
             on_link_status(&PurchaseStatus::PaymentPending {
-                link: Some(PaymentLink { url, expire_date: None }),
+                link: Some(PaymentLink {
+                    url,
+                    expire_date: None
+                }),
                 payment_status: None
             }),
             LinkDecision::Link { .. }
