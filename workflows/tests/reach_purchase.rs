@@ -167,6 +167,35 @@ async fn happy_esim_and_psim(db: TestDb) {
     assert_eq!(count(&stack, EffectKind::Payment), 2);
     assert_eq!(count(&stack, EffectKind::Activation), 2);
     assert_no_double_effect(&stack);
+
+    // Plans came from the cache: one catalog fetch for both journeys.
+    let fetches = stack
+        .sims
+        .reach
+        .requests()
+        .all()
+        .iter()
+        .filter(|r| r.path.ends_with("/product/fetch/plan"))
+        .count();
+    assert_eq!(fetches, 1);
+    // The catalog refresh job is declared.
+    let scheduler = handover_engine::schedule::Scheduler::new(&stack.engine, "test");
+    let scheduler = handover_workflows::schedules(scheduler, &stack.providers).unwrap();
+    assert!(format!("{scheduler:?}").contains("reach-plan-catalog-refresh"));
+
+    // What operators see holds no personal data: no IMEI, e-mail, name or
+    // full number.
+    for (journey, i, number) in [(id, 1, &out.mobile_no), (id2, 2, &out2.mobile_no)] {
+        let shown = serde_json::to_string(&stack.engine.show(journey).await.unwrap()).unwrap();
+        for private in [
+            imei_for(i),
+            format!("customer{i}@example.com"),
+            format!("Customer{i}"),
+            number.expose().clone(),
+        ] {
+            assert!(!shown.contains(&private), "journey {i} shows personal data");
+        }
+    }
     stack.stop().await;
 }
 
@@ -451,6 +480,15 @@ async fn customer_waits_time_out(db: TestDb) {
         "the reason says what to do"
     );
     assert_eq!(count(&stack, EffectKind::Activation), 0);
+    // The operator skips the alert: the journey waits again, the SIM
+    // arrives, the line is activated.
+    stack
+        .engine
+        .skip(id, "ops", "shipment found")
+        .await
+        .unwrap();
+    completed(&drive(&stack, id, GOOD).await);
+    assert_eq!(count(&stack, EffectKind::Activation), 1);
     stack.stop().await;
 }
 
