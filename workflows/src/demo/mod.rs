@@ -11,6 +11,7 @@
 //! A driver is also what a journey's end-to-end tests use to play the
 //! customer, so the demo and the tests exercise the same paths.
 
+pub mod fleet;
 pub mod reach_purchase;
 pub mod service_ops;
 
