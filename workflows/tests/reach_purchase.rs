@@ -712,7 +712,37 @@ async fn ingress_routes_follow_the_rules(db: TestDb) {
     stack.stop().await;
 }
 
+/// The demo driver's fleet of J2 (every scenario, the demo's fault mix on
+/// every Reach endpoint, one engine crash) ends as each scenario expects, with
+/// no double effect.
+async fn the_demo_fleet_ends_as_expected(db: TestDb) {
+    use handover_workflows::demo::fleet::{FleetConfig, demo_faults, run};
+    use handover_workflows::demo::reach_purchase::ReachPurchaseDriver;
+    let mut config = fast_config(&db);
+    config.sims = demo_faults(5, 800).unwrap();
+    let mut stack = Box::pin(support::stack(config)).await;
+    let drivers: Vec<Box<dyn handover_workflows::demo::DemoDriver>> =
+        vec![Box::new(ReachPurchaseDriver)];
+    let report = run(
+        &mut stack,
+        &drivers,
+        &FleetConfig {
+            journeys: 20,
+            crash_every: None,
+            no_crash: false,
+            timeout: Duration::from_secs(50),
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(report.passed(), "{report:?}");
+    assert_no_double_effect(&stack);
+    stack.stop().await;
+}
+
 both!(
+    the_demo_fleet_ends_as_expected,
     happy_esim_and_psim,
     invalid_inputs_are_refused_at_start,
     business_refusals_end_the_journey,
