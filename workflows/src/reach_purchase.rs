@@ -9,7 +9,7 @@
 //! | stage ([`Stage`]) | step name | spec step | what it does |
 //! |---|---|---|---|
 //! | `Coverage` | `check-coverage` | coverage `POST /network/coverage` | `brandCoverage=false` fails the journey ("not available in your area") |
-//! | `Device` | `check-device` | IMEI `GET /device/imei/{imei}` | `isValid=false` fails; `mode` (and the customer's choice) decides PSIM/ESIM ([`core::choose_sim`]) |
+//! | `Device` | `check-device` | IMEI `GET /device/imei/{imei}` | `isValid=false` fails; `mode` (and the customer's choice) decides PSIM/ESIM ([`decide::choose_sim`]) |
 //! | `Plan` | `pick-plan` | plans `GET /product/fetch/plan` (cached) | reads the plan from the [`catalog`] cache (fetching when stale or unknown) |
 //! | `Quote` | `quote` | quote `POST /product/quote` | records the one-time and monthly cost; a retry after `FAILED` starts here with a new `clientAccountId` |
 //! | `Purchase` | `purchase` | purchase `POST /product` | effectful: the attempt's `clientAccountId` is its idempotency key; a `409` names the existing purchase (see below) |
@@ -52,7 +52,7 @@
 //! correlation keys; it is in the output, redacted, and masked.
 
 pub mod catalog;
-pub mod core;
+pub mod decide;
 pub mod model;
 
 use std::sync::Arc;
@@ -71,7 +71,7 @@ use handover_engine::{
 };
 
 use self::catalog::PlanCache;
-use self::core::{ActivationDecision, LinkDecision, PaymentDecision};
+use self::decide::{ActivationDecision, LinkDecision, PaymentDecision};
 pub use self::model::{
     AddressInput, Buyer, OrderData, Progress, QuoteFacts, ReachPurchaseInput, ReachPurchaseOutput,
     SimArrived, Stage, State, Timing,
@@ -124,7 +124,8 @@ pub fn register(registry: &mut Registry, providers: &Providers) {
     };
     let redirect = providers
         .public_base_url
-        .join(RETURN_PATH)
+        // Relative, so a public base URL with a path prefix keeps it.
+        .join(RETURN_PATH.trim_start_matches('/'))
         .map_err(|e| e.to_string())
         .and_then(|url| RedirectUrl::parse(url.as_str()).map_err(|e| e.to_string()));
     match redirect {
@@ -272,7 +273,7 @@ impl ReachPurchase {
                 ));
             }
         };
-        let sim = match core::choose_sim(device.mode, order.prefer) {
+        let sim = match decide::choose_sim(device.mode, order.prefer) {
             Ok(sim) => sim,
             Err(reason) => return Ok(Transition::fail(reason)),
         };
@@ -421,7 +422,7 @@ impl ReachPurchase {
             .await
             .map_err(|e| step_error(&e))?;
         let timing = order.timing;
-        Ok(match core::on_link_status(&status) {
+        Ok(match decide::on_link_status(&status) {
             LinkDecision::Poll if polls + 1 >= timing.max_polls => Transition::next(at(
                 order,
                 &progress,
@@ -504,7 +505,7 @@ impl ReachPurchase {
             .await
             .map_err(|e| step_error(&e))?;
         let timing = order.timing;
-        Ok(match core::on_payment_status(&status) {
+        Ok(match decide::on_payment_status(&status) {
             PaymentDecision::Poll if polls + 1 >= timing.max_polls => Transition::next(at(
                 order,
                 &progress,
@@ -819,7 +820,7 @@ impl ReachPurchase {
         let ask = |reason: String, resume: Stage| {
             Transition::next(at(order, &progress, needs_person(reason, resume)))
         };
-        Ok(match core::on_activation_status(&status) {
+        Ok(match decide::on_activation_status(&status) {
             ActivationDecision::Active { mobile_no } => Transition::complete(ReachPurchaseOutput {
                 transaction_id: Self::transaction(&progress)?,
                 customer_id,

@@ -121,3 +121,54 @@ pub fn cache_for(client: &Arc<ReachClient>) -> Arc<PlanCache> {
     book.push((Arc::downgrade(client), cache.clone()));
     cache
 }
+
+#[cfg(test)]
+mod tests {
+    use handover_adapters::ReachConfig;
+    use handover_adapters::reach::{ApiKeyLimiters, PlanId, Usd};
+    use secrecy::SecretString;
+
+    use super::*;
+
+    fn client() -> Arc<ReachClient> {
+        let config = ReachConfig::new(
+            url::Url::parse("http://127.0.0.1:9/").unwrap(),
+            SecretString::from("jwt"),
+            SecretString::from("key"),
+        );
+        Arc::new(ReachClient::new(&config, &ApiKeyLimiters::new()).unwrap())
+    }
+
+    #[test]
+    fn plans_go_stale_after_a_day() {
+        let cache = PlanCache::default();
+        let t0 = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert!(cache.fresh(t0).is_none());
+        *cache.lock() = Some(Cached {
+            plans: Arc::new(vec![Plan {
+                service_code: PlanId::new("PLAN-1").unwrap(),
+                name: None,
+                base_line_price: Usd::from_cents(100).unwrap(),
+                max_lines: 1,
+                fcc_label: None,
+                up_gradable_to: vec![],
+                down_gradable_to: vec![],
+            }]),
+            fetched_at: t0,
+        });
+        assert_eq!(
+            cache.fresh(t0 + chrono::Duration::hours(23)).unwrap().len(),
+            1
+        );
+        assert!(cache.fresh(t0 + chrono::Duration::hours(24)).is_none());
+    }
+
+    #[test]
+    fn one_client_one_cache() {
+        let (a, b) = (client(), client());
+        assert!(Arc::ptr_eq(&cache_for(&a), &cache_for(&a)));
+        assert!(!Arc::ptr_eq(&cache_for(&a), &cache_for(&b)));
+    }
+}
