@@ -9,6 +9,8 @@
 //! | route | provider | becomes |
 //! |---|---|---|
 //! | `POST /callbacks/service-ops/success_event`, `/error_event` | service operations | signal `service-ops.event` to the journey with that `Request-Correlation-Id` |
+//! | `POST /apisvc/v0/notification/callback`, `/apisvc/v0/notification` | Reach | signals `reach.purchase` / `reach.activation` / `reach.notification` by `reach.txn:` or `reach.customer:` (see [`reach`]) |
+//! | `GET /returns/reach?transId=` | the customer's browser after Reach's payment page | signal `reach.payment-return` to `reach.txn:<transId>` |
 //! | `POST /journeys/{id}/signals/{name}` | customer apps (bearer token) | signal `name` to journey `id` |
 //!
 //! [`router`] is what `handover serve` listens with; embedders mount it in
