@@ -15,6 +15,7 @@ pub mod alqimah_payment;
 pub mod fleet;
 pub mod mobitel_billing;
 pub mod reach_port_in;
+pub mod reach_purchase;
 pub mod service_ops;
 
 use async_trait::async_trait;
@@ -99,6 +100,7 @@ pub trait DemoDriver: Send + Sync + std::fmt::Debug {
 pub fn drivers() -> Vec<Box<dyn DemoDriver>> {
     vec![
         Box::new(service_ops::ServiceOpsDriver),
+        Box::new(reach_purchase::ReachPurchaseDriver),
         Box::new(reach_port_in::ReachPortInDriver),
         Box::new(alqimah_payment::AlQimahPaymentDriver),
         Box::new(mobitel_billing::MobitelBillingDriver),

@@ -9,6 +9,8 @@
 //! | route | provider | becomes |
 //! |---|---|---|
 //! | `POST /callbacks/service-ops/success_event`, `/error_event` | service operations | signal `service-ops.event` to the journey with that `Request-Correlation-Id` |
+//! | `POST /apisvc/v0/notification/callback`, `/apisvc/v0/notification` | Reach | signals `reach.purchase` / `reach.activation` / `reach.notification` by `reach.txn:` or `reach.customer:` (see [`reach`]) |
+//! | `GET /returns/reach?transId=` | the customer's browser after Reach's payment page | signal `reach.payment-return` to `reach.txn:<transId>` |
 //! | `POST /journeys/{id}/signals/{name}` | customer apps (bearer token) | signal `name` to journey `id` |
 //!
 //! [`router`] is what `handover serve` listens with; embedders mount it in
@@ -34,6 +36,8 @@ pub struct IngressSettings {
     pub app_tokens: Vec<SecretString>,
     /// The largest accepted body on the generic route.
     pub body_limit_bytes: usize,
+    /// Basic credentials Reach's callbacks must carry (`None`: none asked).
+    pub reach_callback_auth: Option<reach::ReachCallbackAuth>,
 }
 
 impl std::fmt::Debug for IngressSettings {
@@ -44,6 +48,7 @@ impl std::fmt::Debug for IngressSettings {
                 &format!("[{} redacted]", self.app_tokens.len()),
             )
             .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("reach_callback_auth", &self.reach_callback_auth)
             .finish()
     }
 }
@@ -53,6 +58,7 @@ impl Default for IngressSettings {
         Self {
             app_tokens: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            reach_callback_auth: None,
         }
     }
 }
