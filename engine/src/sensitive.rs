@@ -145,6 +145,11 @@ fn is_secret_field(key: &str) -> bool {
         "password",
         "pin",
         "portpin",
+        // The losing carrier's account number authorizes a port-in like the PIN.
+        "oldcarrieraccountnumber",
+        // SIM and device identifiers the journeys keep as `Sensitive` in state.
+        "iccid",
+        "imei",
         "otp",
         "otpcode",
         "code",
