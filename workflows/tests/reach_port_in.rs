@@ -2,8 +2,8 @@
 //! real HTTP, on both stores. The customer's corrections are signals to the
 //! journey; `ACTIVATION` callbacks are delivered exactly as the Reach ingress
 //! delivers them (signal `reach.activation` to `reach.customer:<customerId>`,
-//! the callback body as payload, its dedupe key), since the ingress is being
-//! written on another branch (see the ignored test at the end).
+//! the callback body as payload, its dedupe key), and the last test posts
+//! one through the real Reach ingress route.
 
 mod support;
 
@@ -834,7 +834,6 @@ both!(
 /// The real route: Reach posts the `ACTIVATION` callback to the ingress, which
 /// wakes the polling journey.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the Reach ingress (J2 branch)"]
 async fn the_reach_ingress_route_wakes_the_poll() {
     let Some(db) = TestDb::open(support::Backend::Sqlite) else {
         return;
