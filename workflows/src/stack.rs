@@ -156,6 +156,13 @@ impl Stack {
             tune(&mut clients);
         }
         let providers = Providers::from_config(&clients, ingress_url.clone())?;
+        let mut config = config;
+        if config.ingress.mobily_nafath.is_none() {
+            config.ingress.mobily_nafath = clients
+                .mobily
+                .as_ref()
+                .map(handover_adapters::mobily::WebhookCredentials::from_config);
+        }
         let engine = Self::engine(&config, &providers).await?;
         let server = Some(serve(listener, engine.clone(), &config.ingress));
         let worker = Some(engine.run_worker());

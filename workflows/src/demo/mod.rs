@@ -11,6 +11,7 @@
 //! A driver is also what a journey's end-to-end tests use to play the
 //! customer, so the demo and the tests exercise the same paths.
 
+pub mod mobily_esim;
 pub mod service_ops;
 
 use async_trait::async_trait;
@@ -93,5 +94,8 @@ pub trait DemoDriver: Send + Sync + std::fmt::Debug {
 
 /// Every journey type's driver.
 pub fn drivers() -> Vec<Box<dyn DemoDriver>> {
-    vec![Box::new(service_ops::ServiceOpsDriver)]
+    vec![
+        Box::new(service_ops::ServiceOpsDriver),
+        Box::new(mobily_esim::MobilyEsimDriver),
+    ]
 }

@@ -34,6 +34,9 @@ pub struct IngressSettings {
     pub app_tokens: Vec<SecretString>,
     /// The largest accepted body on the generic route.
     pub body_limit_bytes: usize,
+    /// The Basic-auth pair we issued to Mobily for the Nafath webhook
+    /// (`None`: every webhook is refused).
+    pub mobily_nafath: Option<handover_adapters::mobily::WebhookCredentials>,
 }
 
 impl std::fmt::Debug for IngressSettings {
@@ -44,6 +47,7 @@ impl std::fmt::Debug for IngressSettings {
                 &format!("[{} redacted]", self.app_tokens.len()),
             )
             .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("mobily_nafath", &self.mobily_nafath)
             .finish()
     }
 }
@@ -53,6 +57,7 @@ impl Default for IngressSettings {
         Self {
             app_tokens: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            mobily_nafath: None,
         }
     }
 }
