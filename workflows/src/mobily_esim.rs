@@ -83,7 +83,7 @@ pub const MAX_WRONG_OTP: u32 = 3;
 /// OTP re-sends (`/regeneration`) before the journey ends.
 pub const MAX_OTP_RESENDS: u32 = 3;
 /// Numbers tried when the chosen one is taken before it is reserved.
-pub const MAX_NUMBER_TRIES: u32 = 3;
+pub const MAX_NUMBER_TRIES: u32 = 5;
 
 /// The journey.
 #[derive(Debug, Clone)]

@@ -339,9 +339,13 @@ pub(super) async fn run(
                 .available_numbers(NumberCategory::Standard, NUMBERS_OFFERED)
                 .await
                 .map_err(se)?;
-            let Some(first) = free.into_iter().next() else {
+            if free.is_empty() {
                 return Err(StepError::retryable("Mobily has no free number right now"));
-            };
+            }
+            // Concurrent checkouts see the same list: spread their choices
+            // (by journey) so they rarely race for one number.
+            let spread = ctx.journey_id().as_uuid().as_u128() as usize;
+            let first = free[(spread + tries as usize) % free.len()].clone();
             Ok(next(
                 At::ReserveNumber {
                     msisdn: Sensitive::new(first),
