@@ -143,7 +143,7 @@ pub struct Stack {
 
 impl Stack {
     /// Starts the simulators, the engine, a worker and the ingress.
-    pub async fn start(config: StackConfig) -> Result<Self, StackError> {
+    pub async fn start(mut config: StackConfig) -> Result<Self, StackError> {
         let sims = Simulators::start(config.sims.clone()).await?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -156,7 +156,6 @@ impl Stack {
             tune(&mut clients);
         }
         let providers = Providers::from_config(&clients, ingress_url.clone())?;
-        let mut config = config;
         if config.ingress.mobily_nafath.is_none() {
             config.ingress.mobily_nafath = clients
                 .mobily

@@ -43,7 +43,8 @@ fn config(db: &TestDb) -> StackConfig {
 }
 
 async fn stack(db: &TestDb) -> Stack {
-    let stack = support::stack(config(db)).await;
+    // Boxed: the stack's start is a large future.
+    let stack = Box::pin(support::stack(config(db))).await;
     prepare(&stack);
     stack
 }
@@ -668,8 +669,9 @@ async fn a_crash_at_every_step_ends_the_same(db: TestDb) {
         targets.push((FaultPoint::AfterCommit, seq));
         targets.push((FaultPoint::BeforeStep, seq));
     }
-    let plan: Arc<Mutex<HashMap<JourneyId, (FaultPoint, i64, bool)>>> =
-        Arc::new(Mutex::new(HashMap::new()));
+    // Each journey's crash point, and whether it fired.
+    type Plan = HashMap<JourneyId, (FaultPoint, i64, bool)>;
+    let plan: Arc<Mutex<Plan>> = Arc::new(Mutex::new(HashMap::new()));
     let fired = Arc::new(AtomicUsize::new(0));
     let (hook_plan, hook_fired) = (plan.clone(), fired.clone());
     let hook: handover_engine::FaultHook = Arc::new(move |point, id, seq| {
@@ -690,7 +692,7 @@ async fn a_crash_at_every_step_ends_the_same(db: TestDb) {
         heartbeat_every: Duration::from_millis(250),
         ..support::fast_worker()
     };
-    let mut stack = support::stack(config).await;
+    let mut stack = Box::pin(support::stack(config)).await;
     prepare(&stack);
     let mut cases = Vec::new();
     for (n, (point, seq)) in targets.iter().enumerate() {

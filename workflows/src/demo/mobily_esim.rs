@@ -120,7 +120,7 @@ pub fn scenario(i: u64) -> (&'static str, EsimCheckoutInput, Customer, Expected)
     let contact = contact_for(i);
     let customer = Customer::happy(&contact);
     let own_id = format!("1{:09}", (i % 800_000_000) + 100_000_000);
-    let prepaid = if i % 2 == 0 {
+    let prepaid = if i.is_multiple_of(2) {
         "ESIM-PRE-30"
     } else {
         "ESIM-PRE-99"

@@ -72,6 +72,10 @@ pub struct ThreeDsPayload {
     pub result: String,
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "takes the error by value so it reads `.map_err(se)`"
+)]
 fn se(e: ProviderError) -> StepError {
     step_error(&e)
 }
