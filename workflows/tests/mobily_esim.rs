@@ -109,8 +109,8 @@ async fn history_kinds(stack: &Stack, id: JourneyId) -> Vec<(HistoryKind, serde_
 
 async fn happy_paths_complete(db: TestDb) {
     let stack = stack(&db).await;
-    // Prepaid new number, postpaid (deposit), port-in.
-    let cases: Vec<(&str, EsimCheckoutInput, Customer)> = [0u64, 10, 12]
+    // Prepaid new number, postpaid (deposit), port-in, a wrong code once.
+    let cases: Vec<(&str, EsimCheckoutInput, Customer)> = [0u64, 10, 12, 16]
         .into_iter()
         .map(|i| {
             let (name, input, customer, _) = scenario(i);
@@ -181,10 +181,10 @@ async fn happy_paths_complete(db: TestDb) {
         }
     }
     // Two new numbers reserved, the port-in keeps its number; one of each effect per journey.
-    assert_eq!(count(&stack, EffectKind::Reservation), 2);
-    assert_eq!(count(&stack, EffectKind::Registration), 3);
-    assert_eq!(count(&stack, EffectKind::Order), 3);
-    assert_eq!(count(&stack, EffectKind::Payment), 3);
+    assert_eq!(count(&stack, EffectKind::Reservation), 3);
+    assert_eq!(count(&stack, EffectKind::Registration), 4);
+    assert_eq!(count(&stack, EffectKind::Order), 4);
+    assert_eq!(count(&stack, EffectKind::Payment), 4);
     assert_eq!(count(&stack, EffectKind::Void), 0);
     assert_eq!(count(&stack, EffectKind::Cancel), 0);
     assert_once(&stack);
@@ -757,8 +757,38 @@ async fn a_crash_at_every_step_ends_the_same(db: TestDb) {
     stack.stop().await;
 }
 
+async fn an_expired_code_is_sent_again(db: TestDb) {
+    let stack = stack(&db).await;
+    let (_, input, customer, _) = scenario(3);
+    let contact = handover_adapters::mobily::Msisdn::parse(&customer.contact).unwrap();
+    let id = stack.engine.start::<EsimCheckout>(input).await.unwrap();
+    // The customer is slow: the first code expires before it is typed.
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let record = stack.engine.journey(id).await.unwrap();
+        if record.status == Status::Waiting && record.step_name == "await-otp" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never asked for the code"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stack.sims.mobily.expire_otp(&contact).unwrap();
+    let done = drive(&stack, &[(id, customer)]).await.remove(0);
+    assert_eq!(done.status, Status::Completed, "{:?}", done.failure);
+    let requests = stack.sims.mobily.requests();
+    use handover_adapters::mobily::paths;
+    assert_eq!(requests.count_to(paths::OTP_GENERATION), 1);
+    assert_eq!(requests.count_to(paths::OTP_REGENERATION), 1);
+    assert_eq!(requests.count_to(paths::OTP_VALIDATE), 2);
+    stack.stop().await;
+}
+
 both!(
     happy_paths_complete,
+    an_expired_code_is_sent_again,
     invalid_inputs_are_refused_at_start,
     business_refusals_end_with_the_providers_reason,
     fault_classes_are_retried_and_reconciled,
