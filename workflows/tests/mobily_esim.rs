@@ -188,6 +188,18 @@ async fn happy_paths_complete(db: TestDb) {
     assert_eq!(count(&stack, EffectKind::Void), 0);
     assert_eq!(count(&stack, EffectKind::Cancel), 0);
     assert_once(&stack);
+    // The product list: the cron job parses and the refresh reaches Mobily.
+    let scheduler = handover_workflows::mobily_esim::schedules(
+        handover_engine::schedule::Scheduler::new(&stack.engine, "test"),
+        &stack.providers,
+    )
+    .expect("the refresh job's cron parses");
+    assert!(format!("{scheduler:?}").contains("mobily-products-refresh"));
+    let client = stack.providers.mobily.clone().unwrap();
+    let sellable = handover_workflows::mobily_esim::catalog::refresh(&client)
+        .await
+        .unwrap();
+    assert_eq!(sellable, 3);
     // The postpaid customer paid the package and the deposit.
     let postpaid = stack
         .sims
