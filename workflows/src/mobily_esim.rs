@@ -542,3 +542,78 @@ impl Workflow for EsimCheckout {
         steps::compensate(&self.client, compensation, ctx).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use handover_adapters::{MobilyCallbacks, MobilyConfig};
+    use secrecy::SecretString;
+    use url::Url;
+
+    use super::*;
+
+    fn journey() -> EsimCheckout {
+        let nowhere = Url::parse("http://127.0.0.1:9/").unwrap();
+        let config = MobilyConfig::new(
+            nowhere.clone(),
+            SecretString::from("apikey"),
+            "offline",
+            SecretString::from("secret"),
+            MobilyCallbacks {
+                nafath_webhook_url: nowhere.clone(),
+                nafath_webhook_username: "mobily".into(),
+                nafath_webhook_password: SecretString::from("a-password-long-enough"),
+                payment_return_url: nowhere,
+            },
+        )
+        .unwrap();
+        EsimCheckout::new(Arc::new(MobilyClient::new(&config).unwrap()))
+    }
+
+    fn input() -> EsimCheckoutInput {
+        EsimCheckoutInput {
+            national_id: "1012345678".into(),
+            product: "ESIM-PRE-30".into(),
+            contact_msisdn: "0551234567".into(),
+            port_in: None,
+            full_name: "Sara Ali".into(),
+            email: "sara@example.com".into(),
+            city: "Riyadh".into(),
+            language: Some("ar".into()),
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    #[test]
+    fn the_business_key_is_the_line_and_never_shown_whole() {
+        let start = journey().start(input()).unwrap();
+        let shown = format!("{start:?}");
+        assert!(shown.contains("msisdn:966*******67"), "{shown}");
+        assert!(!shown.contains("1012345678") && !shown.contains("966551234567"));
+        let mut port = input();
+        port.port_in = Some(PortIn {
+            msisdn: "0561112222".into(),
+            donor_operator: "stc".into(),
+        });
+        let shown = format!("{:?}", journey().start(port).unwrap());
+        assert!(shown.contains("msisdn:966*******22"), "{shown}");
+    }
+
+    #[test]
+    fn inputs_are_validated_and_waits_bounded() {
+        let mut bad = input();
+        bad.port_in = Some(PortIn {
+            msisdn: "0561112222".into(),
+            donor_operator: "STC; DROP".into(),
+        });
+        let err = journey().start(bad).unwrap_err();
+        assert!(err.message.contains("donor_operator"), "{}", err.message);
+        let t = Timeouts {
+            otp_ms: 0,
+            qr_deadline_ms: u64::MAX,
+            ..Timeouts::default()
+        }
+        .bounded();
+        assert_eq!(t.otp_ms, 50);
+        assert_eq!(t.qr_deadline_ms, 7 * 86_400_000);
+    }
+}
