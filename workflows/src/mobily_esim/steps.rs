@@ -34,7 +34,7 @@ const NAFATH_POLL_MAX: Duration = Duration::from_secs(30);
 /// Longest interval between two QR inquiries.
 const QR_POLL_MAX: Duration = Duration::from_secs(600);
 /// Free numbers asked for at once.
-const NUMBERS_OFFERED: u32 = 5;
+const NUMBERS_OFFERED: u32 = 20;
 /// The reason given to Mobily when the saga cancels an order.
 const CANCEL_REASON: &str = "checkout journey failed";
 
