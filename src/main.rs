@@ -9,8 +9,11 @@ use cli::{Cli, Command};
 use handover_engine::{Engine, Registry};
 use tracing_subscriber::EnvFilter;
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, quiet: bool) {
     let default = match verbose {
+        // The demo shows its own progress; its provoked failures would
+        // drown it in warnings.
+        0 if quiet => "error",
         0 => "warn",
         1 => "info",
         2 => "debug",
@@ -34,8 +37,10 @@ async fn tools_engine(db: &str) -> anyhow::Result<Engine> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    init_tracing(cli.verbose, matches!(cli.command, Command::Demo(_)));
     let result = match cli.command {
+        Command::Demo(args) => Box::pin(cli::demo::run(&cli.db, args)).await,
+        Command::Sim(args) => cli::sim::run(args).await.map(|()| String::new()),
         Command::Serve(args) => cli::serve::run(&cli.db, args).await.map(|()| String::new()),
         Command::Journeys(command) => match tools_engine(&cli.db).await {
             Ok(engine) => cli::journeys::run(&engine, command).await,

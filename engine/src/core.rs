@@ -159,7 +159,9 @@ pub(crate) fn plan(row: &JourneyRecord, pending: &[SignalRecord], now_ms: i64) -
         }
         Status::Runnable => {
             if let Some(wake) = row.wake_at_ms.filter(|w| *w > now_ms) {
-                return Plan::NotYet { wake_at_ms: wake };
+                return Plan::NotYet {
+                    wake_at_ms: due(wake, row.deadline_at_ms),
+                };
             }
             // A step that failed while handling a signal gets it again.
             let signal = matching_signal(row, pending);
@@ -236,7 +238,9 @@ pub(crate) fn plan(row: &JourneyRecord, pending: &[SignalRecord], now_ms: i64) -
                         always,
                     }),
                 },
-                Some(wake) => Plan::NotYet { wake_at_ms: wake },
+                Some(wake) => Plan::NotYet {
+                    wake_at_ms: due(wake, row.deadline_at_ms),
+                },
                 // Woken with nothing to do (a signal for another wait, or a
                 // recovery): park again.
                 None => Plan::Apply(release(row, parked_ready(None, row.deadline_at_ms))),
@@ -253,6 +257,13 @@ fn matching_signal(row: &JourneyRecord, pending: &[SignalRecord]) -> Option<Sign
         .iter()
         .find(|s| row.wait_signals.contains(&s.name))
         .cloned()
+}
+
+/// When a journey claimed early must be looked at again: its wake time, or
+/// its deadline if that comes first (released with only the wake time, a
+/// journey claimed just before its deadline would sleep through it).
+fn due(wake_at_ms: i64, deadline_at_ms: Option<i64>) -> i64 {
+    deadline_at_ms.map_or(wake_at_ms, |d| d.min(wake_at_ms))
 }
 
 /// When a parked journey becomes claimable: its wake time or its deadline,
@@ -1309,6 +1320,16 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // Claimed just before its deadline, a journey waiting for later is
+        // released until the deadline, not until its wake time.
+        let mut r = row();
+        r.status = Status::Waiting;
+        r.wake_at_ms = Some(NOW + 60_000);
+        r.deadline_at_ms = Some(NOW + 50);
+        assert!(matches!(
+            plan(&r, &[], NOW),
+            Plan::NotYet { wake_at_ms } if wake_at_ms == NOW + 50
+        ));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The `handover` command line: arguments and dispatch.
 
+pub mod demo;
 pub mod journeys;
 pub mod serve;
+pub mod sim;
 pub mod table;
 
 use clap::{Args, Parser, Subcommand};
@@ -31,6 +33,12 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run hundreds of journeys of every type against the provider
+    /// simulators with faults on, crash the engine on the way, and check the
+    /// simulators' ledgers for double effects.
+    Demo(demo::DemoArgs),
+    /// Run the provider simulators alone (prints their addresses).
+    Sim(sim::SimArgs),
     /// Run the engine, its workers, the callback ingress and the admin API.
     Serve(serve::ServeArgs),
     /// Find, inspect and repair journeys.

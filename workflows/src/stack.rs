@@ -143,7 +143,16 @@ pub struct Stack {
 
 impl Stack {
     /// Starts the simulators, the engine, a worker and the ingress.
-    pub async fn start(mut config: StackConfig) -> Result<Self, StackError> {
+    ///
+    /// The future is boxed: a stack's configuration and start-up are large,
+    /// and every test and the demo would otherwise carry them on its stack.
+    pub fn start(
+        config: StackConfig,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Self, StackError>> + Send>> {
+        Box::pin(Self::start_inner(config))
+    }
+
+    async fn start_inner(mut config: StackConfig) -> Result<Self, StackError> {
         let sims = Simulators::start(config.sims.clone()).await?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

@@ -110,12 +110,14 @@ pub struct Simulators {
 impl Simulators {
     /// Starts every simulator.
     pub async fn start(config: SimulatorsConfig) -> io::Result<Self> {
+        // Boxed: the five start futures together are large, and every caller
+        // (tests, the demo, `serve --simulators`) would otherwise carry them.
         Ok(Self {
-            mobitel: MobitelSim::start(config.mobitel).await?,
-            alqimah: AlQimahSim::start(config.alqimah).await?,
-            service_ops: ServiceOpsSim::start(config.service_ops).await?,
-            reach: ReachSim::start(config.reach).await?,
-            mobily: MobilySim::start(config.mobily).await?,
+            mobitel: Box::pin(MobitelSim::start(config.mobitel)).await?,
+            alqimah: Box::pin(AlQimahSim::start(config.alqimah)).await?,
+            service_ops: Box::pin(ServiceOpsSim::start(config.service_ops)).await?,
+            reach: Box::pin(ReachSim::start(config.reach)).await?,
+            mobily: Box::pin(MobilySim::start(config.mobily)).await?,
         })
     }
 

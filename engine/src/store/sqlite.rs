@@ -84,6 +84,13 @@ impl SqliteStore {
         })
     }
 
+    /// The write pool (one connection: SQLite has one writer), for an
+    /// embedding service that keeps its own tables in the same database.
+    /// Its writes queue behind the engine's commits, as any SQLite writer's do.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.writer
+    }
+
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         self.stats.query();
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)

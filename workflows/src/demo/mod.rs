@@ -11,7 +11,9 @@
 //! A driver is also what a journey's end-to-end tests use to play the
 //! customer, so the demo and the tests exercise the same paths.
 
+pub mod fleet;
 pub mod mobily_esim;
+pub mod reach_port_in;
 pub mod service_ops;
 
 use async_trait::async_trait;
@@ -96,6 +98,7 @@ pub trait DemoDriver: Send + Sync + std::fmt::Debug {
 pub fn drivers() -> Vec<Box<dyn DemoDriver>> {
     vec![
         Box::new(service_ops::ServiceOpsDriver),
+        Box::new(reach_port_in::ReachPortInDriver),
         Box::new(mobily_esim::MobilyEsimDriver),
     ]
 }
