@@ -11,8 +11,10 @@
 //! A driver is also what a journey's end-to-end tests use to play the
 //! customer, so the demo and the tests exercise the same paths.
 
+pub mod alqimah_payment;
 pub mod fleet;
 pub mod mobily_esim;
+pub mod mobitel_billing;
 pub mod reach_port_in;
 pub mod service_ops;
 
@@ -99,6 +101,8 @@ pub fn drivers() -> Vec<Box<dyn DemoDriver>> {
     vec![
         Box::new(service_ops::ServiceOpsDriver),
         Box::new(reach_port_in::ReachPortInDriver),
+        Box::new(alqimah_payment::AlQimahPaymentDriver),
+        Box::new(mobitel_billing::MobitelBillingDriver),
         Box::new(mobily_esim::MobilyEsimDriver),
     ]
 }
