@@ -115,6 +115,10 @@ pub async fn run(db: &str, args: ServeArgs) -> Result<()> {
         engine.clone(),
         &IngressSettings {
             app_tokens,
+            mobily_nafath: clients
+                .mobily
+                .as_ref()
+                .map(handover_adapters::mobily::WebhookCredentials::from_config),
             ..IngressSettings::default()
         },
     );

@@ -152,7 +152,7 @@ impl Stack {
         Box::pin(Self::start_inner(config))
     }
 
-    async fn start_inner(config: StackConfig) -> Result<Self, StackError> {
+    async fn start_inner(mut config: StackConfig) -> Result<Self, StackError> {
         let sims = Simulators::start(config.sims.clone()).await?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -165,6 +165,12 @@ impl Stack {
             tune(&mut clients);
         }
         let providers = Providers::from_config(&clients, ingress_url.clone())?;
+        if config.ingress.mobily_nafath.is_none() {
+            config.ingress.mobily_nafath = clients
+                .mobily
+                .as_ref()
+                .map(handover_adapters::mobily::WebhookCredentials::from_config);
+        }
         let engine = Self::engine(&config, &providers).await?;
         let server = Some(serve(listener, engine.clone(), &config.ingress));
         let worker = Some(engine.run_worker());

@@ -13,6 +13,7 @@
 
 pub mod alqimah_payment;
 pub mod fleet;
+pub mod mobily_esim;
 pub mod mobitel_billing;
 pub mod reach_port_in;
 pub mod reach_purchase;
@@ -104,5 +105,6 @@ pub fn drivers() -> Vec<Box<dyn DemoDriver>> {
         Box::new(reach_port_in::ReachPortInDriver),
         Box::new(alqimah_payment::AlQimahPaymentDriver),
         Box::new(mobitel_billing::MobitelBillingDriver),
+        Box::new(mobily_esim::MobilyEsimDriver),
     ]
 }

@@ -11,6 +11,9 @@
 //! | `POST /callbacks/service-ops/success_event`, `/error_event` | service operations | signal `service-ops.event` to the journey with that `Request-Correlation-Id` |
 //! | `POST /apisvc/v0/notification/callback`, `/apisvc/v0/notification` | Reach | signals `reach.purchase` / `reach.activation` / `reach.notification` by `reach.txn:` or `reach.customer:` (see [`reach`]) |
 //! | `GET /returns/reach?transId=` | the customer's browser after Reach's payment page | signal `reach.payment-return` to `reach.txn:<transId>` |
+//! | `GET /callbacks/alqimah/webhook?OperationStatus=&WebHookCode=&TransactionID=...` | Al-Qimah | signal to the `alqimah.payment` journey of that `TransactionID`, after its `WebHookCode` matched in constant time (see [`alqimah`]) |
+//! | `POST /ingress/mobily/nafath` | Mobily Nafath (Basic auth we issue) | signal to the journey of that Nafath request (see [`mobily`]) |
+//! | `GET /ingress/mobily/3ds-return` | the customer's browser after the 3-D Secure page | signal to the journey of that payment (see [`mobily`]) |
 //! | `POST /journeys/{id}/signals/{name}` | customer apps (bearer token) | signal `name` to journey `id` |
 //!
 //! [`router`] is what `handover serve` listens with; embedders mount it in
@@ -38,6 +41,9 @@ pub struct IngressSettings {
     pub body_limit_bytes: usize,
     /// Basic credentials Reach's callbacks must carry (`None`: none asked).
     pub reach_callback_auth: Option<reach::ReachCallbackAuth>,
+    /// The Basic-auth pair we issued to Mobily for the Nafath webhook
+    /// (`None`: every webhook is refused).
+    pub mobily_nafath: Option<handover_adapters::mobily::WebhookCredentials>,
 }
 
 impl std::fmt::Debug for IngressSettings {
@@ -49,6 +55,7 @@ impl std::fmt::Debug for IngressSettings {
             )
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("reach_callback_auth", &self.reach_callback_auth)
+            .field("mobily_nafath", &self.mobily_nafath)
             .finish()
     }
 }
@@ -59,6 +66,7 @@ impl Default for IngressSettings {
             app_tokens: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             reach_callback_auth: None,
+            mobily_nafath: None,
         }
     }
 }
