@@ -396,6 +396,22 @@ async fn register_correlations(
     let keys: Vec<String> = dedup.keys().cloned().collect();
     let values: Vec<String> = dedup.values().map(|(v, _)| v.clone()).collect();
     let ids: Vec<Uuid> = dedup.values().map(|(_, id)| *id).collect();
+    // A callback for a key that is being registered right now must not fall
+    // between the two transactions (each blind to the other's uncommitted
+    // row under READ COMMITTED): `deliver` takes the same per-key lock before
+    // storing a signal as unmatched, so one of them waits and then sees the
+    // other. Keys already registered to the same journey need no lock (a
+    // callback for them finds the journey). Locks are taken in hash order.
+    sqlx::query(
+        "SELECT count(pg_advisory_xact_lock(h)) FROM ( \
+           SELECT hashtextextended(c.k, 0) AS h FROM unnest($1::text[], $2::uuid[]) AS c(k, j) \
+           WHERE NOT EXISTS (SELECT 1 FROM correlations x WHERE x.key = c.k AND x.journey_id = c.j) \
+           ORDER BY 1) s",
+    )
+    .bind(&keys)
+    .bind(&ids)
+    .execute(&mut **tx)
+    .await?;
     sqlx::query(
         "INSERT INTO correlations (key, value, journey_id, created_at_ms) \
          SELECT k, v, j, $4 FROM unnest($1::text[], $2::text[], $3::uuid[]) AS c(k, v, j) \
@@ -897,13 +913,26 @@ impl SignalStore for PostgresStore {
                 (found, Some(id.to_string()), None)
             }
             SignalTarget::Correlation(key) => {
-                let found: Option<(Uuid, String)> = sqlx::query_as(
-                        "SELECT j.id, j.status FROM correlations c JOIN journeys j ON j.id = c.journey_id \
-                         WHERE c.key = $1 FOR UPDATE OF j",
-                    )
+                const RESOLVE: &str = "SELECT j.id, j.status FROM correlations c \
+                     JOIN journeys j ON j.id = c.journey_id WHERE c.key = $1 FOR UPDATE OF j";
+                let mut found: Option<(Uuid, String)> = sqlx::query_as(RESOLVE)
                     .bind(key.as_str())
                     .fetch_optional(&mut *tx)
                     .await?;
+                if found.is_none() {
+                    // About to store it unmatched: take the key's lock (see
+                    // `register_correlations`) and look again, so a commit
+                    // registering the key right now is either seen here or
+                    // sees this signal.
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                        .bind(key.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    found = sqlx::query_as(RESOLVE)
+                        .bind(key.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                }
                 (found, None, Some(key.as_str().to_owned()))
             }
             SignalTarget::Unparsed(raw) => (None, Some(raw.clone()), None),
