@@ -456,14 +456,20 @@ impl SimState {
     /// Applies every due transition and returns what must leave the simulator.
     fn drive(&self, now: DateTime<Utc>) -> Vec<Action> {
         let behaviour = self.behaviour();
-        let purchase_events = lock(&self.purchases).advance(now, &behaviour.purchase_rules());
+        // The purchase book stays locked while its events open lines: nobody
+        // may see a completed purchase whose customer has no line yet.
+        let mut purchases = lock(&self.purchases);
+        let purchase_events = purchases.advance(now, &behaviour.purchase_rules());
         let mut actions = self.on_purchase_events(purchase_events, now);
+        drop(purchases);
         let line_events = lock(&self.lines).advance(now, &behaviour.line_rules());
         actions.extend(self.on_line_events(line_events));
         actions
     }
 
     /// Records purchase events in the ledger, opens lines, and builds callbacks.
+    /// Called with the purchase book locked, so that a purchase is never seen
+    /// completed before its line exists.
     fn on_purchase_events(&self, events: Vec<PurchaseEvent>, now: DateTime<Utc>) -> Vec<Action> {
         let mut actions = Vec::new();
         for event in events {
@@ -934,12 +940,9 @@ fn purchase_view(record: &purchase::PurchaseRecord) -> PurchaseView {
 impl SimState {
     fn pay(&self, transaction_id: &str, card_accepted: bool) -> Result<Vec<Action>, WorldError> {
         let now = Utc::now();
-        let events = lock(&self.purchases).pay(
-            transaction_id,
-            card_accepted,
-            now,
-            &self.behaviour().purchase_rules(),
-        )?;
+        let rules = self.behaviour().purchase_rules();
+        let mut purchases = lock(&self.purchases);
+        let events = purchases.pay(transaction_id, card_accepted, now, &rules)?;
         Ok(self.on_purchase_events(events, now))
     }
 }

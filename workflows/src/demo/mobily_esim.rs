@@ -31,6 +31,8 @@ pub const NOT_ELIGIBLE_ID: &str = "1900000001";
 pub const DUES_ID: &str = "1900000002";
 /// Overdue amount of [`DUES_ID`], in halalas.
 pub const DUES_HALALAS: u64 = 12_345;
+/// The customer whose paid order Mobily never provisions (no QR code).
+pub const QR_WITHHELD_ID: &str = "1900000003";
 
 /// How the customer answers a human wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,9 +165,11 @@ pub fn scenario(i: u64) -> (&'static str, EsimCheckoutInput, Customer, Expected)
             Expected::Completed,
         ),
         18 => {
-            // QR policy: ready on the third inquiry; this journey gives up
-            // at its second (the deadline passes before the third).
-            let mut late = input(&own_id, prepaid, &contact, None);
+            // Mobily never provisions this customer's order: the journey
+            // gives up at its QR deadline and undoes the payment and order.
+            // (A QR policy alone is not enough: a retried inquiry after a
+            // fault may find the code ready before the journey gives up.)
+            let mut late = input(QR_WITHHELD_ID, prepaid, &contact, None);
             late.timeouts.qr_deadline_ms = 300;
             late.timeouts.qr_poll_ms = 1_000;
             ("qr-late-compensated", late, customer, Expected::Compensated)
@@ -199,6 +203,9 @@ pub fn prepare(stack: &Stack) {
     }
     if let Ok(id) = NationalId::parse(DUES_ID) {
         sim.set_customer(&id, CustomerProfile::default().with_dues(DUES_HALALAS));
+    }
+    if let Ok(id) = NationalId::parse(QR_WITHHELD_ID) {
+        sim.set_customer(&id, CustomerProfile::default().with_qr_withheld());
     }
 }
 

@@ -67,6 +67,9 @@ pub struct CustomerProfile {
     pub tcc_refusal: Option<String>,
     /// Whether the customer has a Nafath account.
     pub no_nafath_account: bool,
+    /// Whether provisioning of this customer's orders never finishes: the QR inquiry
+    /// keeps answering "not ready" whatever the QR policy (an order stuck at Mobily).
+    pub qr_withheld: bool,
 }
 
 impl CustomerProfile {
@@ -106,6 +109,12 @@ impl CustomerProfile {
     /// A customer without a Nafath account.
     pub fn without_nafath(mut self) -> Self {
         self.no_nafath_account = true;
+        self
+    }
+
+    /// A customer whose orders are paid but never provisioned (no QR code, ever).
+    pub fn with_qr_withheld(mut self) -> Self {
+        self.qr_withheld = true;
         self
     }
 }

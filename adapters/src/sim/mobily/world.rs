@@ -163,6 +163,8 @@ pub(crate) struct OrderRecord {
     pub paid_at: Option<Instant>,
     pub inquiries_since_paid: u32,
     pub qr_inquiries_since_paid: u32,
+    /// The ordering customer's profile withholds the QR code.
+    pub qr_withheld: bool,
     pub iccid: Option<String>,
     pub activation_code: Option<String>,
 }
@@ -453,6 +455,11 @@ impl World {
         order_type: OrderType,
     ) -> Result<OrderRecord, Fail> {
         let order_id = self.ids.next("ORD");
+        let qr_withheld = self
+            .cart(cart_id)?
+            .validated_for
+            .clone()
+            .is_some_and(|national_id| self.customer(&national_id).qr_withheld);
         let cart = self.cart(cart_id)?;
         if cart.order_id.is_some() {
             return Err(Fail::refused(
@@ -489,6 +496,7 @@ impl World {
             paid_at: None,
             inquiries_since_paid: 0,
             qr_inquiries_since_paid: 0,
+            qr_withheld,
             iccid: None,
             activation_code: None,
         };
@@ -532,6 +540,8 @@ impl World {
             order.inquiries_since_paid = 0;
             order.status = match order.status {
                 OrderState::PaymentConfirmed => OrderState::InProgress,
+                // A withheld order stays in provisioning for good.
+                _ if order.qr_withheld => OrderState::InProgress,
                 _ => OrderState::Completed,
             };
         }
@@ -562,7 +572,7 @@ impl World {
         };
         order.qr_inquiries_since_paid += 1;
         let ready = order.status == OrderState::Completed
-            || match rules.qr {
+            || !order.qr_withheld && match rules.qr {
                 QrPolicy::AfterInquiries(n) => order.qr_inquiries_since_paid > n,
                 QrPolicy::AfterDelay(d) => now >= paid_at + d,
             };

@@ -605,9 +605,11 @@ async fn purchase(
         };
         let client_account_id = order.client_account_id.clone();
         let now = Utc::now();
-        let (submitted, events) =
-            lock(&state.purchases).submit(order, now, &state.behaviour().purchase_rules());
+        let rules = state.behaviour().purchase_rules();
+        let mut purchases = lock(&state.purchases);
+        let (submitted, events) = purchases.submit(order, now, &rules);
         let actions = state.on_purchase_events(events, now);
+        drop(purchases);
         let response = match submitted {
             Submitted::New(transaction_id) => answer(
                 StatusCode::ACCEPTED,
@@ -672,9 +674,11 @@ async fn purchase_status(
 ) -> Response {
     serve_call(&state, &conn, &headers, PURCHASE_STATUS_ENDPOINT, || {
         let now = Utc::now();
-        let (record, events) =
-            lock(&state.purchases).poll(&transaction_id, now, &state.behaviour().purchase_rules());
+        let rules = state.behaviour().purchase_rules();
+        let mut purchases = lock(&state.purchases);
+        let (record, events) = purchases.poll(&transaction_id, now, &rules);
         let actions = state.on_purchase_events(events, now);
+        drop(purchases);
         let response = match record {
             Some(record) => answer(StatusCode::OK, render_purchase(&state, &record)),
             None => not_found("Unknown transactionId."),
