@@ -572,10 +572,11 @@ impl World {
         };
         order.qr_inquiries_since_paid += 1;
         let ready = order.status == OrderState::Completed
-            || !order.qr_withheld && match rules.qr {
-                QrPolicy::AfterInquiries(n) => order.qr_inquiries_since_paid > n,
-                QrPolicy::AfterDelay(d) => now >= paid_at + d,
-            };
+            || !order.qr_withheld
+                && match rules.qr {
+                    QrPolicy::AfterInquiries(n) => order.qr_inquiries_since_paid > n,
+                    QrPolicy::AfterDelay(d) => now >= paid_at + d,
+                };
         if !ready {
             return Ok(None);
         }
