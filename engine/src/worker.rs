@@ -878,6 +878,7 @@ async fn committer(worker: Arc<Worker>, mut rx: mpsc::Receiver<Pending>) {
             Err(e) => {
                 // Split the batch so one bad commit does not hold back the rest.
                 let e = e.to_string();
+                warn!(error = %e, size = batch.len(), "group commit failed; committing its journeys one by one");
                 for (commit, reply) in batch.drain(..) {
                     let single = worker
                         .shared
@@ -889,8 +890,17 @@ async fn committer(worker: Arc<Worker>, mut rx: mpsc::Receiver<Pending>) {
                         )
                         .await
                         .map(|mut o| o.pop().unwrap_or(CommitOutcome::LeaseLost));
-                    if let Err(single_error) = &single {
-                        error!(id = %commit.id, error = %single_error, batch_error = %e, "commit failed");
+                    match &single {
+                        Ok(outcome) => {
+                            // Each single commit is a transaction too: count it.
+                            worker.shared.metrics.commits.inc();
+                            if matches!(outcome, CommitOutcome::Committed { .. }) {
+                                worker.shared.metrics.committed_steps.inc();
+                            }
+                        }
+                        Err(single_error) => {
+                            error!(id = %commit.id, error = %single_error, batch_error = %e, "commit failed");
+                        }
                     }
                     let _ = reply.send(single);
                 }
