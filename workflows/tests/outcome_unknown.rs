@@ -124,10 +124,10 @@ async fn fleet_under_unknown_outcomes(after_effect: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_outcomes_after_the_effect_never_double_it() {
-    fleet_under_unknown_outcomes(true).await;
+    Box::pin(fleet_under_unknown_outcomes(true)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_outcomes_before_the_effect_never_lose_or_double_it() {
-    fleet_under_unknown_outcomes(false).await;
+    Box::pin(fleet_under_unknown_outcomes(false)).await;
 }
