@@ -749,6 +749,86 @@ async fn a_port_in_progress_for_hours_polls_on_schedule(db: TestDb) {
     stack.stop().await;
 }
 
+/// Issue 8, item 6: a port-in Reach keeps PORTING_IN_PROGRESS for 72 h of
+/// controlled time, across three engine restarts (a new engine on the same
+/// database each time). Every poll fires at its timer and only then (one
+/// per interval, the interval growing to its 2 h cap), and the journey's
+/// 72 h deadline ends it, whichever engine is running then.
+async fn a_port_in_held_for_72_hours_across_restarts_keeps_schedule_and_deadline(db: TestDb) {
+    const HOUR_MS: i64 = 3_600_000;
+    let clock = ManualClock::at_fixed_instant();
+    let mut config = config(&db);
+    config.clock = clock.clone();
+    let mut behaviour = fast_reach();
+    behaviour.port_after = Progress::AfterPolls(u32::MAX);
+    config.sims.reach.behaviour = behaviour;
+    let mut stack = Box::pin(support::stack(config)).await;
+    let mut long = input(PIN, "10001");
+    long.timings = PortInTimings {
+        purchase_poll_ms: 1_000,
+        deadline_ms: 72 * 3_600_000,
+        ..PortInTimings::default()
+    };
+    let id = start(&stack, long).await;
+    let began = clock.now_ms();
+    let mut record = stack
+        .engine
+        .wait_for(id, SETTLE, |r| r.status == Status::Waiting)
+        .await
+        .unwrap();
+    while record.step_name == "await-payment" {
+        record = fire_timer(&stack, &clock, &record).await;
+    }
+    assert_eq!(record.step_name, "await-port");
+    let mut restarts = 0;
+    let mut polls_fired = 0;
+    while record.status == Status::Waiting {
+        let wake = record.wake_at_ms.expect("a timer");
+        let interval_ms = wake - clock.now_ms();
+        assert!(interval_ms <= 2 * HOUR_MS, "interval {interval_ms} ms");
+        let polls = stack.sims.reach.requests().count_to(ACTIVATION_STATUS_PATH);
+        // A second before the timer: nothing happens.
+        clock.advance(Duration::from_millis(
+            u64::try_from(interval_ms - 1_000).unwrap_or_default(),
+        ));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            stack.sims.reach.requests().count_to(ACTIVATION_STATUS_PATH),
+            polls
+        );
+        // At the timer: one poll, or the deadline (which ends the journey
+        // without a step).
+        clock.set(chrono::DateTime::from_timestamp_millis(wake).unwrap());
+        let seq = record.step_seq;
+        record = stack
+            .engine
+            .wait_for(id, SETTLE, |r| {
+                (r.step_seq > seq && r.status == Status::Waiting) || r.status.is_terminal()
+            })
+            .await
+            .unwrap();
+        let now_polls = stack.sims.reach.requests().count_to(ACTIVATION_STATUS_PATH);
+        assert!(now_polls <= polls + 1, "two polls for one interval");
+        polls_fired += now_polls - polls;
+        // Restart the engine at 18 h, 36 h and 54 h.
+        if restarts < 3 && clock.now_ms() - began >= 18 * HOUR_MS * (restarts + 1) {
+            stack.crash_and_restart().await.unwrap();
+            restarts += 1;
+            record = stack.engine.journey(id).await.unwrap();
+        }
+    }
+    assert_eq!(restarts, 3);
+    assert_eq!(record.status, Status::Failed);
+    let reason = record.failure.clone().unwrap_or_default();
+    assert!(reason.contains("deadline"), "{reason}");
+    let hours = (clock.now_ms() - began) as f64 / HOUR_MS as f64;
+    assert!((71.0..=73.0).contains(&hours), "ended after {hours} h");
+    // After 5, 10, 20, 40 and 80 min (5 polls in 155 min), then every 2 h:
+    // 34 more in the remaining 69 h 25 min; the deadline comes before a 40th.
+    assert_eq!(polls_fired, 39, "polls in 72 h");
+    stack.stop().await;
+}
+
 trait NowMs {
     fn now_ms(&self) -> i64;
 }
@@ -829,6 +909,7 @@ both!(
     duplicated_and_early_activation_callbacks_wake_the_poll_once,
     a_crash_at_every_step_ends_the_same,
     a_port_in_progress_for_hours_polls_on_schedule,
+    a_port_in_held_for_72_hours_across_restarts_keeps_schedule_and_deadline,
 );
 
 /// The real route: Reach posts the `ACTIVATION` callback to the ingress, which
