@@ -171,7 +171,14 @@ async fn stuck_reasons_and_repairs_out_of_them(db: TestDb) {
         .unwrap();
     let done = engine.wait_until_finished(failing, WAIT).await.unwrap();
     assert_eq!(done.status, Status::Failed);
-    assert_eq!(saga.undone.lock().unwrap().len(), 3);
+    // Every compensation ran. Compensations are at least once (each is
+    // recorded when it commits): the loop above jumps the clock 300 s at a
+    // time, past the 30 s lease, so under load a compensation in flight may
+    // lose its lease and run again under the next claim (its commit is then
+    // refused). Exactly-once effects come from keys, not from this count.
+    let undone: std::collections::BTreeSet<String> =
+        saga.undone.lock().unwrap().iter().cloned().collect();
+    assert_eq!(undone.len(), 3, "{undone:?}");
 
     // Dismiss the unmatched callback.
     assert!(
